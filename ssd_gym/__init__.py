@@ -1,0 +1,51 @@
+"""ssd-gym: sequential social dilemmas (Cleanup, Harvest, Box Trapped) for PettingZoo,
+Gymnasium and Stable-Baselines3.
+
+    import ssd_gym
+    env = ssd_gym.parallel_env("cleanup")           # PettingZoo ParallelEnv
+    aec = ssd_gym.env("harvest")                     # PettingZoo AEC env
+    venv = ssd_gym.vector_env("cleanup_small", 64)   # SB3 VecEnv, slots = (world, agent)
+    gym.make("SSD/Cleanup-v0")                       # Gymnasium, joint game
+
+Importing the package registers the Gymnasium ids ``SSD/<Game>-v0``.
+"""
+from __future__ import annotations
+
+from . import metrics
+from ._factory import env, parallel_env, raw_env, vector_env
+from .core.layout import MapError, parse_map
+from .games import GAMES, make_game
+from .rendering import draw_world, record_episode, save_episode_video, write_video
+
+__version__ = "0.1.0"
+
+# Gymnasium ids -> game names
+GYM_IDS = {
+    "SSD/Cleanup-v0": "cleanup",
+    "SSD/Harvest-v0": "harvest",
+    "SSD/BoxTrapped-v0": "box_trapped",
+    "SSD/CleanupSmall-v0": "cleanup_small",
+    "SSD/HarvestSmall-v0": "harvest_small",
+}
+
+
+def _register_gym_envs() -> None:
+    import gymnasium
+
+    for env_id, game in GYM_IDS.items():
+        if env_id in gymnasium.registry:
+            continue
+        gymnasium.register(
+            id=env_id,
+            entry_point="ssd_gym.envs.gym_env:SSDJointEnv",
+            kwargs={"game": game},
+            max_episode_steps=GAMES[game].default_max_cycles,
+            disable_env_checker=False,
+        )
+
+
+_register_gym_envs()
+
+__all__ = ["parallel_env", "env", "raw_env", "vector_env", "GAMES", "GYM_IDS", "make_game",
+           "metrics", "parse_map", "MapError", "draw_world", "record_episode",
+           "save_episode_video", "write_video"]

@@ -1,0 +1,51 @@
+"""Constructors shared by the package's top level and the versioned PettingZoo modules."""
+from __future__ import annotations
+
+from typing import Any
+
+from pettingzoo.utils import wrappers
+from pettingzoo.utils.conversions import parallel_to_aec
+
+from .envs.parallel import SSDParallelEnv
+
+
+def parallel_env(name: str = "cleanup", **options: Any) -> SSDParallelEnv:
+    """A PettingZoo ``ParallelEnv`` of game ``name`` (see ``ssd_gym.GAMES``)."""
+    return SSDParallelEnv(game=name, **options)
+
+
+def raw_env(name: str = "cleanup", **options: Any):
+    """The AEC env without PettingZoo's safety wrappers."""
+    return parallel_to_aec(parallel_env(name, **options))
+
+
+def env(name: str = "cleanup", **options: Any):
+    """The AEC env, wrapped like PettingZoo's own envs (action bounds, call order)."""
+    e = raw_env(name, **options)
+    e = wrappers.AssertOutOfBoundsWrapper(e)
+    e = wrappers.OrderEnforcingWrapper(e)
+    return e
+
+
+def vector_env(name: str = "cleanup", num_envs: int = 1, **options: Any):
+    """An SB3 ``VecEnv`` of ``num_envs`` worlds whose slots are (world, agent) pairs."""
+    from .envs.vector import SSDVecEnv
+
+    return SSDVecEnv(game=name, num_envs=num_envs, **options)
+
+
+def make_module_functions(game: str):
+    """``parallel_env``, ``env`` and ``raw_env`` bound to one game, for a ``<game>_v0`` module."""
+
+    def _parallel_env(**options: Any) -> SSDParallelEnv:
+        return parallel_env(game, **options)
+
+    def _raw_env(**options: Any):
+        return raw_env(game, **options)
+
+    def _env(**options: Any):
+        return env(game, **options)
+
+    for fn, what in ((_parallel_env, "ParallelEnv"), (_raw_env, "raw AEC env"), (_env, "AEC env")):
+        fn.__doc__ = f"The {what} of {game!r}; options as in :class:`ssd_gym.envs.SSDParallelEnv`."
+    return _parallel_env, _env, _raw_env

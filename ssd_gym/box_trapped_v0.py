@@ -1,0 +1,9 @@
+"""PettingZoo-style module for box_trapped (version 0 rules; see the README)."""
+from ._factory import make_module_functions
+from .games import GAMES
+
+parallel_env, env, raw_env = make_module_functions("box_trapped")
+metadata = {"name": "box_trapped_v0", "render_modes": ["human", "rgb_array"], "is_parallelizable": True, "render_fps": 8}
+game_class = GAMES["box_trapped"]
+
+__all__ = ["parallel_env", "env", "raw_env", "metadata"]

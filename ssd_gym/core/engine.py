@@ -94,6 +94,34 @@ class Engine:
         self.reward_count[mask] = 0
         self.game.reset_rule_state(self, mask)
 
+    def set_agents(self, b: int, positions, orientations=None) -> None:
+        """Place world b's agents by hand (scripted scenarios and tests).
+
+        ``positions``: N (row, col) cells, distinct, inside the map and not walls;
+        ``orientations``: N values in 0..3 (UP, RIGHT, DOWN, LEFT), default: unchanged.
+        """
+        N = self.num_agents
+        pos = np.asarray(positions, dtype=np.int64)
+        if pos.shape != (N, 2):
+            raise ValueError(f"positions must be {N} (row, col) pairs, got shape {pos.shape}")
+        H, W = self.grid.shape[1:]
+        for i, (r, c) in enumerate(pos):
+            if not (0 <= r < H and 0 <= c < W):
+                raise ValueError(f"agent {i} position {(int(r), int(c))} is outside the {H}x{W} map")
+            if self.grid[b, r, c] in (C.WALL, C.BOX_WALL):
+                raise ValueError(f"agent {i} position {(int(r), int(c))} is a wall")
+        if len({(int(r), int(c)) for r, c in pos}) != N:
+            raise ValueError("two agents cannot share a cell")
+        if orientations is not None:
+            o = np.asarray(orientations, dtype=np.int64)
+            if o.shape != (N,) or o.min() < 0 or o.max() > 3:
+                raise ValueError(f"orientations must be {N} values in 0..3, got {orientations!r}")
+            self.orient[b] = o
+        self.occ[b] = -1
+        self.pos[b] = pos
+        for i, (r, c) in enumerate(pos):
+            self.occ[b, r, c] = i
+
     # ---- stepping ----------------------------------------------------------------------------
     def step(self, actions: np.ndarray) -> np.ndarray:
         """Advance every world one step with int64[B, N] actions; return the rewards."""

@@ -37,8 +37,8 @@ class SSDVecEnv(VecEnv):
         self.possible_agents = agent_ids(self.num_agents)
         self.num_actions = self.game.num_actions
         obs_space = agent_observation_space(self.num_agents, self.num_actions, self.engine.view_size, obs_mode)
+        self.render_mode = "rgb_array"  # set first: SB3's VecEnv.__init__ reads it
         super().__init__(self.num_worlds * self.num_agents, obs_space, spaces.Discrete(self.num_actions))
-        self.render_mode = "rgb_array"
         self._actions: np.ndarray | None = None
         self._seeds: list[int | None] = [None] * self.num_worlds
         self._seeded = False

@@ -1,0 +1,187 @@
+"""Social influence reward from a learned Model of Other Agents (Jaques et al. 2019, Exp. III)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from gymnasium import spaces
+
+from ._base import ObsReader, SocialWrapper, check_probs
+from .core import check_divergence, check_int, check_weight, curriculum_weight
+from .moa import InfluenceEngine
+
+
+def engine_kwargs(*, divergence, clip, influence_only_visible, train_only_visible,
+                  moa_sees_hidden_actions, lr, train_every, bptt, train_iters, seed, device,
+                  torch_threads):
+    """Validate the MOA/influence options shared by every influence wrapper (before any state)."""
+    check_divergence(divergence)
+    check_weight("clip", clip, allow_zero=False)
+    check_weight("lr", lr, allow_zero=False)
+    check_int("train_every", train_every, minimum=1)
+    check_int("bptt", bptt, minimum=1)
+    check_int("train_iters", train_iters, minimum=0)
+    if train_every % bptt:
+        raise ValueError(f"train_every ({train_every}) must be a multiple of bptt ({bptt})")
+    if torch_threads is not None:
+        check_int("torch_threads", torch_threads, minimum=1)
+    return dict(divergence=divergence, clip=float(clip), influence_only_visible=bool(influence_only_visible),
+                train_only_visible=bool(train_only_visible),
+                moa_sees_hidden_actions=bool(moa_sees_hidden_actions), lr=float(lr),
+                train_every=int(train_every), bptt=int(bptt), train_iters=int(train_iters),
+                seed=int(seed), device=device)
+
+
+class InfluenceMixin:
+    """Curriculum, info fields and MOA persistence shared by the influence wrappers."""
+
+    engine: InfluenceEngine
+    beta: float
+    curriculum_steps: int
+    global_step: int
+
+    @property
+    def influence_weight(self) -> float:
+        """The current weight beta * min(1, global_step / curriculum_steps)."""
+        return curriculum_weight(self.beta, self.global_step, self.curriculum_steps)
+
+    @property
+    def moa(self) -> torch.nn.Module:
+        """The MOA network (one set of weights per agent, evaluated in one batch)."""
+        return self.engine.model
+
+    def save_moa(self, path) -> None:
+        """Save the MOA's weights and optimiser state (``torch.save``)."""
+        self.engine.save(path)
+
+    def load_moa(self, path) -> None:
+        """Load MOA weights saved by :meth:`save_moa` (same agents, actions and observation)."""
+        self.engine.load(path)
+
+    def moa_stats(self):
+        """``(loss [N], accuracy [N], pair_accuracy [N, N-1])``: running cross-entropy and accuracy
+        of each agent's MOA at predicting the others' next actions (pair ``[k, i]`` is the i-th other
+        agent of k in agent-index order), over the predictions it was trained to make."""
+        return self.engine.stats()
+
+
+class InfluenceReward(InfluenceMixin, SocialWrapper):
+    """Decentralised social influence reward from a learned MOA (Jaques et al. 2019, Exp. III).
+
+    Reward of agent k at step t::
+
+        r_k = alpha * e_k + w(t) * clip(sum_{j != k, j visible to k at t} D[ p(a_{t+1}^j | a_t^k, s_t^k)
+                                                    || sum_a~ pi_k(a~ | s_t^k) p(a_{t+1}^j | a~, s_t^k) ], ±clip)
+        w(t) = beta * min(1, t / curriculum_steps)         (constant beta if curriculum_steps == 0)
+
+    where ``p`` is agent k's own MOA (conditioned on its observation, its MOA history and the joint
+    action at t, of which only k's entry is varied) and ``D`` is KL(cond || marg), JSD, or PMI
+    (``log p(a^j_{t+1} | a^k_t) / p(a^j_{t+1})`` at j's realised next action, which is only known at
+    t+1: **PMI influence is therefore added one step late**, to the reward of step t+1).
+
+    Policy probabilities pi_k: call ``env.set_action_probs({agent: probs})`` before ``step``; they are
+    used for that step only.  For agents that did not supply them, the wrapper's learned self-model
+    (a head trained by cross-entropy on k's own actions) gives pi_k.
+
+    The MOA (conv 3x3x6, FC 32-32, LSTM 128; one per agent, batched) sees the image observation
+    (``obs[obs_key]``) and everyone's actions at t, own first then the others in agent-index order;
+    others outside k's view are fed as "unknown" unless ``moa_sees_hidden_actions``.  It is trained
+    online every ``train_every`` steps on the steps seen so far (truncated BPTT of ``bptt``
+    steps), by cross-entropy on the others' next actions, only where they are visible when
+    ``train_only_visible`` (paper Table 3: True).  ``influence_only_visible`` (paper: True) restricts
+    the sum over j to agents visible at t (when k acted).
+
+    ``info[agent]`` per step: ``extrinsic_reward`` (the wrapped env's reward), ``influence_reward``
+    (the clipped, unweighted influence c_k), ``influence_weight`` (w), ``moa_loss`` and
+    ``moa_accuracy`` (running, over this agent's MOA), ``policy_source`` ("given"/"self_model").
+
+    Defaults: ``beta = 1.0`` and ``curriculum_steps = 0`` (no ramp); the paper's best beta is 0.620
+    (Cleanup) / 2.521 (Harvest) with a curriculum of C = 40 / 226 (units unstated, likely 1e6
+    steps); the reference repo uses weight 1.0 / 2.521.  ``clip = 10`` as in the reference repo.
+    ``torch_threads`` (when set) calls ``torch.set_num_threads`` (global): 1 is fastest for these
+    small tensors.  ``seed`` fixes the MOA's initial weights.
+    """
+
+    def __init__(self, env, beta: float = 1.0, divergence: str = "kl", alpha: float = 1.0,
+                 curriculum_steps: int = 0, clip: float = 10.0, influence_only_visible: bool = True,
+                 train_only_visible: bool = True, moa_sees_hidden_actions: bool = False,
+                 lr: float = 1e-3, train_every: int = 32, bptt: int = 16, train_iters: int = 1,
+                 obs_key: str = "rgb", visibility_key: str = "others_visible", seed: int = 0,
+                 device: str = "cpu", torch_threads: int | None = None):
+        beta = check_weight("beta", beta)
+        alpha = check_weight("alpha", alpha)
+        curriculum_steps = check_int("curriculum_steps", curriculum_steps, minimum=0)
+        kw = engine_kwargs(divergence=divergence, clip=clip, influence_only_visible=influence_only_visible,
+                           train_only_visible=train_only_visible,
+                           moa_sees_hidden_actions=moa_sees_hidden_actions, lr=lr,
+                           train_every=train_every, bptt=bptt, train_iters=train_iters, seed=seed,
+                           device=device, torch_threads=torch_threads)
+        super().__init__(env)
+        agents = self.possible_agents
+        if len(agents) < 2:
+            raise ValueError(f"InfluenceReward needs at least 2 agents, the env has {len(agents)}")
+        acts = [env.action_space(a) for a in agents]
+        if not all(isinstance(s, spaces.Discrete) for s in acts) or len({int(s.n) for s in acts}) != 1:
+            raise ValueError(f"InfluenceReward needs the same Discrete action space for every agent, got {acts}")
+        self.num_actions = int(acts[0].n)
+        self.reader = ObsReader(env.observation_space(agents[0]), obs_key, visibility_key, len(agents),
+                                "InfluenceReward")
+        if torch_threads is not None:
+            torch.set_num_threads(torch_threads)
+        self.beta, self.alpha, self.curriculum_steps = beta, alpha, curriculum_steps
+        self.divergence = divergence
+        self.engine = InfluenceEngine(1, len(agents), self.num_actions, self.reader.shape, **kw)
+        self.global_step = 0
+        self._obs = None
+        self._probs = None
+
+    def set_action_probs(self, probs: dict) -> None:
+        """Give agents' policy probabilities pi_k(. | s_t) for the next ``step`` only.
+
+        ``probs``: ``{agent: array of shape [A]}``; any subset of agents (the rest use the learned
+        self-model).  Probabilities are renormalised; invalid ones raise ``ValueError``.
+        """
+        checked = {}
+        for a, p in probs.items():
+            if a not in self._index:
+                raise KeyError(f"set_action_probs: unknown agent {a!r}")
+            checked[a] = check_probs(f"set_action_probs[{a!r}]", p, self.num_actions)
+        self._probs = checked
+
+    def reset(self, seed=None, options=None):
+        obs, infos = self.env.reset(seed=seed, options=options)
+        self.engine.reset_worlds()
+        self._obs, self._probs = obs, None
+        return obs, infos
+
+    def step(self, actions):
+        if self._obs is None:
+            raise RuntimeError("InfluenceReward.step() called before reset()")
+        missing = [a for a in self.possible_agents if a not in actions]
+        if missing:
+            raise ValueError(f"InfluenceReward needs an action for every agent each step; missing {missing}")
+        act = np.array([[int(actions[a]) for a in self.possible_agents]])
+        img = np.stack([self.reader.image(self._obs[a]) for a in self.possible_agents])[None]
+        vis = np.stack([self.reader.visibility(self._obs[a]) for a in self.possible_agents])[None]
+        probs, given = None, None
+        if self._probs:
+            probs = np.zeros((1, len(self.possible_agents), self.num_actions))
+            given = np.zeros((1, len(self.possible_agents)), dtype=bool)
+            for a, p in self._probs.items():
+                probs[0, self._index[a]], given[0, self._index[a]] = p, True
+
+        obs, rew, term, trunc, infos = self.env.step(actions)  # env first: a failing step changes nothing here
+        infos = self._copy_infos(infos, rew)
+        influence, _ = self.engine.step(img, act, vis, policy=probs, policy_given=given)
+        w = self.influence_weight
+        loss, acc, _ = self.engine.stats()
+        out = {}
+        for a in rew:
+            i = self._index[a]
+            out[a] = self.alpha * float(rew[a]) + w * float(influence[0, i])
+            infos[a].update(influence_reward=float(influence[0, i]), influence_weight=w,
+                            moa_loss=float(loss[i]), moa_accuracy=float(acc[i]),
+                            policy_source="given" if given is not None and given[0, i] else "self_model")
+        self.global_step += 1
+        self._obs, self._probs = obs, None
+        return obs, out, term, trunc, infos

@@ -1,0 +1,450 @@
+"""Model of Other Agents (MOA) and the influence engine, batched over ``[worlds, agents]``.
+
+One :class:`MOA` holds a separate network per agent (Jaques et al. 2019, Experiment III), but all
+agents run in one forward pass: the conv is a grouped convolution (one group per agent) and every
+dense layer is a batched matmul over an agent axis.  Internal tensors are laid out
+``[agents, batch, ...]`` so ``torch.bmm`` applies each agent's weights to its own rows.
+
+Network (paper supp. 10.4, reference-models.md 1): obs uint8 /255 -> conv 3x3, 6 channels, valid,
+relu -> FC 32 -> FC 32 (tanh) -> LSTM 128 whose input is that feature concatenated with a one-hot
+of everyone's actions at t (own first, then the others in agent-index order) -> logits of every
+other agent's action at t+1.  A small "self-model" head predicts the agent's own choice at t from
+(feature_t, h_{t-1}) so that the marginal can be formed when the agent does not supply its policy.
+
+:class:`InfluenceEngine` owns the MOA, its optimiser and a short trajectory buffer.  Each call to
+:meth:`InfluenceEngine.step` (one environment step of every world) does, in this order:
+
+1. scores the predictions made at t-1 against the actions now taken at t (running loss/accuracy);
+2. encodes s_t for all agents, runs the LSTM once with the |C| counterfactual values of the
+   agent's own slot batched in a tensor axis (no Python loop), under ``torch.no_grad``;
+3. forms the conditional (at the value actually chosen) and the policy-weighted marginal, and the
+   divergence to each other agent, masked by visibility *at t* (when the action was taken);
+4. stores the step and, every ``train_every`` steps, trains the MOA by cross-entropy on the
+   buffer (prediction made at t scored against the action at t+1, masked by visibility at t+1).
+
+Timing (the off-by-one pitfalls of algorithms.md 3.4): the influence returned by ``step`` at t is
+the influence of the action taken at t, computed from inputs at t, so the wrapper adds it to the
+reward of that same step: the reward lands on the action that caused it.  Only PMI needs j's
+realised next action, so PMI for the action at t is delivered one step later (documented on the
+wrapper).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .core import (
+    aggregate_influence,
+    conditional_and_marginal,
+    pairwise_divergence,
+    pointwise_mutual_information,
+)
+
+
+class BatchedLinear(nn.Module):
+    """``G`` independent linear layers applied with one ``bmm``: x ``[G, B, in]`` -> ``[G, B, out]``."""
+
+    def __init__(self, groups: int, fan_in: int, fan_out: int, bias: bool, gen: torch.Generator):
+        super().__init__()
+        bound = 1.0 / math.sqrt(fan_in)
+        self.weight = nn.Parameter((torch.rand(groups, fan_in, fan_out, generator=gen) * 2 - 1) * bound)
+        self.bias = nn.Parameter(torch.zeros(groups, 1, fan_out)) if bias else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.bias is None:
+            return torch.bmm(x, self.weight)
+        return torch.baddbmm(self.bias, x, self.weight)
+
+
+class MOA(nn.Module):
+    """Per-agent MOA networks evaluated together.
+
+    ``cards``: cardinality of each categorical input slot, the same for every agent (slot 0 is the
+    agent's own action, then the others' actions, then optionally symbols).  ``cf_slot``: the slot
+    whose value is varied counterfactually (own action, or own symbol for communication).
+    """
+
+    def __init__(self, num_agents: int, num_actions: int, cards: list[int], cf_slot: int,
+                 obs_shape: tuple[int, int, int], conv_channels: int = 6, fc_size: int = 32,
+                 lstm_size: int = 128, seed: int = 0):
+        super().__init__()
+        gen = torch.Generator().manual_seed(int(seed))
+        n, a = num_agents, num_actions
+        h, w, ch = obs_shape
+        self.num_agents, self.num_actions, self.obs_shape = n, a, tuple(obs_shape)
+        self.cards = list(cards)
+        self.offsets = np.concatenate([[0], np.cumsum(self.cards)[:-1]]).astype(np.int64)
+        self.cf_slot = cf_slot
+        self.num_cf = self.cards[cf_slot]
+        self.lstm_size = lstm_size
+        self.in_channels = ch
+        self.conv = nn.Conv2d(n * ch, n * conv_channels, 3, groups=n)  # one conv per agent
+        with torch.no_grad():
+            bound = 1.0 / math.sqrt(ch * 9)
+            self.conv.weight.copy_((torch.rand(self.conv.weight.shape, generator=gen) * 2 - 1) * bound)
+            self.conv.bias.zero_()
+        conv_out = conv_channels * (h - 2) * (w - 2)
+        self.fc1 = BatchedLinear(n, conv_out, fc_size, True, gen)
+        self.fc2 = BatchedLinear(n, fc_size, fc_size, True, gen)
+        hid4 = 4 * lstm_size
+        self.lstm_x = BatchedLinear(n, fc_size, hid4, True, gen)
+        self.lstm_h = BatchedLinear(n, lstm_size, hid4, False, gen)
+        dim_cat = int(sum(self.cards))
+        # Linear layer on the one-hot of all slots, stored as a table: row offset+value is the
+        # column of the input weight for that one-hot entry (identical to a Linear on the one-hot).
+        self.cat_table = nn.Parameter((torch.rand(n, dim_cat, hid4, generator=gen) * 2 - 1)
+                                      / math.sqrt(fc_size + len(self.cards)))
+        with torch.no_grad():  # forget-gate bias 1: keeps early gradients alive
+            self.lstm_x.bias[..., lstm_size:2 * lstm_size] = 1.0
+        self.head = BatchedLinear(n, lstm_size, (n - 1) * a, True, gen)
+        self.self_head = BatchedLinear(n, fc_size + lstm_size, self.num_cf, True, gen)
+        cf_mask = torch.ones(dim_cat)
+        cf_mask[self.offsets[cf_slot]:self.offsets[cf_slot] + self.num_cf] = 0
+        self.register_buffer("cf_keep", cf_mask)
+
+    # ---------------------------------------------------------------- pieces
+    def encode(self, img: torch.Tensor) -> torch.Tensor:
+        """uint8 ``[B, N, H, W, C]`` -> features ``[N, B, fc]``."""
+        b, n = img.shape[0], img.shape[1]
+        x = img.permute(0, 1, 4, 2, 3).reshape(b, n * self.in_channels, *img.shape[2:4]).float() / 255.0
+        x = F.relu(self.conv(x)).reshape(b, n, -1).transpose(0, 1)
+        return torch.tanh(self.fc2(torch.tanh(self.fc1(x))))
+
+    def multi_hot(self, idx: torch.Tensor) -> torch.Tensor:
+        """Slot values ``[N, B, S]`` -> concatenated one-hots ``[N, B, sum(cards)]``."""
+        off = torch.as_tensor(self.offsets, device=idx.device)
+        out = torch.zeros(*idx.shape[:2], self.cat_table.shape[1], device=idx.device)
+        return out.scatter_(-1, idx + off, 1.0)
+
+    def input_gates(self, feat: torch.Tensor, idx: torch.Tensor, drop_cf: bool = False) -> torch.Tensor:
+        """The LSTM gates' input part ``[N, B, 4H]`` (everything except the recurrent term)."""
+        hot = self.multi_hot(idx)
+        if drop_cf:
+            hot = hot * self.cf_keep
+        return self.lstm_x(feat) + torch.bmm(hot, self.cat_table)
+
+    def cell(self, gates: torch.Tensor, c: torch.Tensor):
+        i, f, g, o = gates.chunk(4, dim=-1)
+        c2 = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        return torch.sigmoid(o) * torch.tanh(c2), c2
+
+    def self_logits(self, feat: torch.Tensor, h_prev: torch.Tensor) -> torch.Tensor:
+        return self.self_head(torch.cat([feat, h_prev], dim=-1))
+
+    def predict(self, h: torch.Tensor) -> torch.Tensor:
+        """LSTM output ``[N, B, H]`` -> logits ``[N, B, N-1, A]``."""
+        out = self.head(h)
+        return out.reshape(*out.shape[:-1], self.num_agents - 1, self.num_actions)
+
+    # ---------------------------------------------------------------- counterfactual step
+    def counterfactual_step(self, feat, idx, h, c):
+        """One LSTM step for every counterfactual value of the own slot at once.
+
+        Returns ``cf_logits [N, B, C, N-1, A]`` and the per-value states ``h, c [N, B, C, H]``.
+        """
+        n, b = feat.shape[:2]
+        base = self.input_gates(feat, idx, drop_cf=True) + self.lstm_h(h)  # [N, B, 4H]
+        off = int(self.offsets[self.cf_slot])
+        cf_cols = self.cat_table[:, off:off + self.num_cf]  # [N, C, 4H]
+        gates = base.unsqueeze(2) + cf_cols.unsqueeze(1)  # [N, B, C, 4H]
+        h2, c2 = self.cell(gates, c.unsqueeze(2))
+        logits = self.predict(h2.reshape(n, b * self.num_cf, -1))
+        return logits.reshape(n, b, self.num_cf, self.num_agents - 1, self.num_actions), h2, c2
+
+
+class InfluenceEngine:
+    """MOA + online training + influence computation over ``[worlds, agents]`` arrays.
+
+    Used by :class:`wrappers.InfluenceReward` (worlds = 1), :class:`wrappers.CommunicationChannel`
+    and :class:`wrappers.InfluenceRewardVecEnv`.  See the module docstring for the timing.
+
+    Parameters mirror the wrappers'; ``num_symbols`` adds the symbol slots of the communication
+    channel, and ``cf_on="symbol"`` makes the agent's own symbol (not its action) the
+    counterfactual variable.
+    """
+
+    def __init__(self, num_worlds: int, num_agents: int, num_actions: int,
+                 obs_shape: tuple[int, int, int], *, divergence: str = "kl", clip: float = 10.0,
+                 influence_only_visible: bool = True, train_only_visible: bool = True,
+                 moa_sees_hidden_actions: bool = False, num_symbols: int | None = None,
+                 cf_on: str = "action", lr: float = 1e-3, train_every: int = 32, bptt: int = 16,
+                 train_iters: int = 1, stats_decay: float = 0.99, lstm_size: int = 128,
+                 seed: int = 0, device: str | torch.device = "cpu"):
+        if num_agents < 2:
+            raise ValueError(f"influence needs at least 2 agents, got num_agents={num_agents}")
+        if train_every % bptt != 0:
+            raise ValueError(f"train_every ({train_every}) must be a multiple of bptt ({bptt})")
+        self.W, self.N, self.A = num_worlds, num_agents, num_actions
+        self.divergence, self.clip = divergence, clip
+        self.influence_only_visible = influence_only_visible
+        self.train_only_visible = train_only_visible
+        self.moa_sees_hidden_actions = moa_sees_hidden_actions
+        self.num_symbols = num_symbols
+        self.cf_on = cf_on
+        self.train_every, self.bptt, self.train_iters = train_every, bptt, train_iters
+        self.stats_decay = stats_decay
+        self.device = torch.device(device)
+        n, a = num_agents, num_actions
+        # slot layout per agent k: own action, others' actions (A = unknown), [own symbol, others']
+        cards = [a] + [a + 1] * (n - 1)
+        if num_symbols is not None:
+            cards += [num_symbols] * n
+        cf_slot = 0 if cf_on == "action" else n
+        self.num_cf = cards[cf_slot]
+        self.config = dict(num_agents=n, num_actions=a, obs_shape=tuple(obs_shape), cards=cards,
+                           cf_slot=cf_slot, lstm_size=lstm_size)
+        self.model = MOA(n, a, cards, cf_slot, obs_shape, lstm_size=lstm_size, seed=seed).to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr)
+        self.others = np.array([[j for j in range(n) if j != k] for k in range(n)], dtype=np.int64)
+        self.H = lstm_size
+        self._alloc_buffer(obs_shape)
+        self.h = torch.zeros(n, self.W, self.H, device=self.device)
+        self.c = torch.zeros(n, self.W, self.H, device=self.device)
+        self.first = np.ones(self.W, dtype=bool)
+        self._pending = None  # acting-time predictions of step t-1, scored at step t
+        self._pmi_pending = None
+        # running statistics (exponential moving sums so accuracy = correct / count)
+        self._loss_sum = np.zeros((n, n - 1))
+        self._correct = np.zeros((n, n - 1))
+        self._count = np.zeros((n, n - 1))
+        self.last_train_loss = float("nan")
+        self.train_steps = 0
+
+    # ---------------------------------------------------------------- buffer
+    def _alloc_buffer(self, obs_shape):
+        t, w, n = self.train_every + 1, self.W, self.N
+        s = len(self.config["cards"])
+        self.buf_img = np.zeros((t, w, n, *obs_shape), dtype=np.uint8)
+        self.buf_idx = np.zeros((t, n, w, s), dtype=np.int64)
+        self.buf_h = np.zeros((t, n, w, self.H), dtype=np.float32)
+        self.buf_c = np.zeros((t, n, w, self.H), dtype=np.float32)
+        self.buf_first = np.zeros((t, w), dtype=bool)
+        self.buf_target = np.zeros((t, n, w, n - 1), dtype=np.int64)  # others' actions at t
+        self.buf_vis = np.ones((t, n, w, n - 1), dtype=bool)  # visibility in o_t
+        self.buf_cf = np.zeros((t, n, w), dtype=np.int64)  # own counterfactual variable at t
+        self.buf_len = 0
+
+    def reset_worlds(self, mask=None):
+        """Mark worlds (all when ``mask`` is None) as starting a new episode: the LSTM state is
+        zeroed before their next step and no prediction crosses the boundary."""
+        if mask is None:
+            self.first[:] = True
+        else:
+            self.first |= np.asarray(mask, dtype=bool)
+
+    # ---------------------------------------------------------------- statistics
+    def stats(self):
+        """Per agent: running cross-entropy and accuracy of its MOA (averaged over the others it
+        predicts), and the per-pair accuracy matrix ``[N, N-1]``."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            loss = self._loss_sum.sum(1) / self._count.sum(1)
+            acc = self._correct.sum(1) / self._count.sum(1)
+            pair_acc = self._correct / self._count
+        return loss, acc, pair_acc
+
+    def _score_pending(self, actions_t, vis_t):
+        if self._pending is None:
+            return
+        logits = self._pending  # [N, W, N-1, A]
+        target = torch.as_tensor(actions_t[:, self.others].transpose(1, 0, 2))  # [N, W, N-1]
+        mask = np.broadcast_to(~self.first[None, :, None], target.shape).copy()
+        if self.train_only_visible:
+            mask &= vis_t.transpose(1, 0, 2)
+        ce = F.cross_entropy(logits.reshape(-1, self.A), target.reshape(-1), reduction="none")
+        ce = ce.reshape(target.shape).numpy()
+        correct = (logits.argmax(-1) == target).numpy()
+        d = self.stats_decay
+        m = mask.astype(np.float64)
+        self._loss_sum = d * self._loss_sum + (ce * m).sum(1)
+        self._correct = d * self._correct + (correct * m).sum(1)
+        self._count = d * self._count + m.sum(1)
+
+    # ---------------------------------------------------------------- main step
+    def slot_values(self, actions, vis, symbols):
+        """Categorical inputs ``[N, W, S]`` for every agent's MOA (own first, then others)."""
+        own = actions.T[:, :, None]  # [N, W, 1]
+        oth = actions[:, self.others].transpose(1, 0, 2).copy()  # [N, W, N-1]
+        if not self.moa_sees_hidden_actions:
+            oth[~vis.transpose(1, 0, 2)] = self.A  # k cannot know what it cannot see
+        parts = [own, oth]
+        if symbols is not None:
+            parts += [symbols.T[:, :, None], symbols[:, self.others].transpose(1, 0, 2)]
+        return np.concatenate(parts, axis=2)
+
+    def step(self, img, actions, vis=None, symbols=None, policy=None, policy_given=None):
+        """Process one environment step of every world.
+
+        ``img`` uint8 ``[W, N, H, W, C]``: each agent's observation s_t (the one it acted on);
+        ``actions`` int ``[W, N]``: actions taken at t; ``vis`` bool ``[W, N, N-1]``: visibility of
+        the others in o_t (None = all visible); ``symbols`` int ``[W, N]`` (communication only);
+        ``policy`` float ``[W, N, C]`` with ``policy_given`` bool ``[W, N]``: the agents' own
+        probabilities of their counterfactual variable, where supplied.
+
+        Returns ``(influence [W, N], per_pair [W, N, N-1])``: clipped, unweighted influence of the
+        choice made at t (for PMI: of the choice made at t-1, see the module docstring).
+        """
+        n, w = self.N, self.W
+        actions = np.asarray(actions, dtype=np.int64).reshape(w, n)
+        vis = np.ones((w, n, n - 1), dtype=bool) if vis is None else np.asarray(vis, dtype=bool).reshape(w, n, n - 1)
+        cf_actual = actions if self.cf_on == "action" else np.asarray(symbols, dtype=np.int64).reshape(w, n)
+        if symbols is not None:
+            symbols = np.asarray(symbols, dtype=np.int64).reshape(w, n)
+
+        self._score_pending(actions, vis)
+        pmi_out = self._deliver_pmi(actions)
+
+        first_t = torch.as_tensor(self.first)
+        if first_t.any():  # new episodes start from a zero state
+            keep = (~first_t).float()[None, :, None]
+            self.h, self.c = self.h * keep, self.c * keep
+        idx_np = self.slot_values(actions, vis, symbols)
+        with torch.no_grad():
+            img_t = torch.from_numpy(np.ascontiguousarray(img)).to(self.device)
+            feat = self.model.encode(img_t)  # [N, W, fc]
+            idx = torch.from_numpy(idx_np).to(self.device)
+            probs = torch.softmax(self.model.self_logits(feat, self.h), -1)  # learned self-model
+            if policy is not None:
+                given = torch.as_tensor(np.asarray(policy_given, dtype=bool).T)[:, :, None]
+                sup = torch.as_tensor(np.asarray(policy, dtype=np.float32)).transpose(0, 1)
+                probs = torch.where(given, sup, probs)
+            cf_logits, h2, c2 = self.model.counterfactual_step(feat, idx, self.h, self.c)
+            actual = torch.from_numpy(cf_actual.T.copy())  # [N, W]
+            gi = actual[:, :, None, None].expand(n, w, 1, self.H)
+            new_h = h2.gather(2, gi).squeeze(2)
+            new_c = c2.gather(2, gi).squeeze(2)
+            cf_probs = torch.softmax(cf_logits, -1)
+            cond, marg = conditional_and_marginal(cf_probs, actual, probs)  # [N, W, N-1, A]
+            mask = torch.as_tensor(vis.transpose(1, 0, 2).copy()) if self.influence_only_visible else None
+            if self.divergence == "pmi":
+                self._pmi_pending = (cond, marg, mask)
+                per_pair = pmi_out[1]
+                total = pmi_out[0]
+            else:
+                per_pair = pairwise_divergence(cond, marg, self.divergence)
+                total = aggregate_influence(per_pair, mask, self.clip)
+                if mask is not None:
+                    per_pair = per_pair * mask
+                per_pair = per_pair.transpose(0, 1).numpy()
+                total = total.T.numpy()
+            # the acting-time prediction at the action really taken, scored at t+1
+            gl = actual[:, :, None, None, None].expand(n, w, 1, n - 1, self.A)
+            self._pending = cf_logits.gather(2, gl).squeeze(2)
+
+        self._store(img, idx_np, cf_actual, actions, vis)
+        self.h, self.c = new_h, new_c
+        self.first[:] = False
+        if self.buf_len == self.train_every + 1:
+            self._train()
+        return np.asarray(total, dtype=np.float64), np.asarray(per_pair, dtype=np.float64)
+
+    def _deliver_pmi(self, actions_t):
+        """PMI of the choice made at t-1, now that the others' actions at t are known."""
+        zero = (np.zeros((self.W, self.N)), np.zeros((self.W, self.N, self.N - 1)))
+        if self.divergence != "pmi" or self._pmi_pending is None:
+            return zero
+        cond, marg, mask = self._pmi_pending
+        self._pmi_pending = None
+        target = torch.as_tensor(actions_t[:, self.others].transpose(1, 0, 2).copy())
+        pmi = torch.nan_to_num(pointwise_mutual_information(cond, marg, target), nan=0.0, posinf=0.0, neginf=0.0)
+        alive = torch.as_tensor(~self.first)[None, :, None]  # no reward across an episode boundary
+        full_mask = alive if mask is None else (alive & mask)
+        total = aggregate_influence(pmi, full_mask, self.clip)
+        return total.T.numpy(), (pmi * full_mask).transpose(0, 1).numpy()
+
+    def _store(self, img, idx_np, cf_actual, actions, vis):
+        t = self.buf_len
+        self.buf_img[t] = img
+        self.buf_idx[t] = idx_np
+        self.buf_h[t] = self.h.numpy()
+        self.buf_c[t] = self.c.numpy()
+        self.buf_first[t] = self.first
+        self.buf_target[t] = actions[:, self.others].transpose(1, 0, 2)
+        self.buf_vis[t] = vis.transpose(1, 0, 2)
+        self.buf_cf[t] = cf_actual.T
+        self.buf_len += 1
+
+    # ---------------------------------------------------------------- training
+    def _train(self):
+        """Cross-entropy on the buffer: the prediction made at t is scored against the others'
+        actions at t+1 (masked by visibility at t+1 and by episode ends); the self-model against
+        the agent's own choice at t.  Truncated BPTT in chunks of ``bptt`` steps, all chunks and
+        worlds in one batch, each chunk starting from the state recorded while acting."""
+        T, L, n, w, H = self.train_every, self.bptt, self.N, self.W, self.H
+        nc = T // L
+        m = self.model
+        img = torch.from_numpy(self.buf_img[:T]).reshape(T * w, n, *self.buf_img.shape[3:])
+        idx = torch.from_numpy(self.buf_idx[:T])  # [T, N, W, S]
+        tgt = torch.from_numpy(self.buf_target[1:T + 1])  # others' actions at t+1
+        valid = ~self.buf_first[1:T + 1][:, None, :, None]  # [T, 1, W, 1]
+        if self.train_only_visible:
+            valid = valid & self.buf_vis[1:T + 1]
+        else:
+            valid = np.broadcast_to(valid, tgt.shape)
+        valid = torch.from_numpy(np.ascontiguousarray(valid)).float()
+        reset = torch.from_numpy(~self.buf_first[:T]).float()  # [T, W]
+        cf = torch.from_numpy(self.buf_cf[:T])  # [T, N, W]
+        h0 = torch.from_numpy(self.buf_h[0:T:L])  # [nc, N, W, H]
+        c0 = torch.from_numpy(self.buf_c[0:T:L])
+
+        def chunked(x):  # [T, N, W, ...] -> [L, N, nc*W, ...]
+            x = x.reshape(nc, L, n, w, *x.shape[3:]).permute(1, 2, 0, 3, *range(4, x.dim() + 1))
+            return x.reshape(L, n, nc * w, *x.shape[4:])
+
+        for _ in range(self.train_iters):
+            feat = m.encode(img)  # [N, T*W, fc], rows ordered (t, w)
+            gin = m.input_gates(feat, idx.transpose(0, 1).reshape(n, T * w, -1))
+            gin = chunked(gin.reshape(n, T, w, -1).transpose(0, 1))  # [L, N, nc*W, 4H]
+            featc = chunked(feat.reshape(n, T, w, -1).transpose(0, 1))
+            resetc = reset.reshape(nc, L, w).transpose(0, 1).reshape(L, 1, nc * w, 1)
+            h = h0.permute(1, 0, 2, 3).reshape(n, nc * w, H)
+            c = c0.permute(1, 0, 2, 3).reshape(n, nc * w, H)
+            outs, self_logits = [], []
+            for l in range(L):
+                if l > 0:  # zero the state where a new episode starts inside the chunk
+                    h, c = h * resetc[l], c * resetc[l]
+                self_logits.append(m.self_logits(featc[l], h))
+                h, c = m.cell(gin[l] + m.lstm_h(h), c)
+                outs.append(h)
+            hs = torch.stack(outs, dim=1)  # [N, L, nc*W, H]
+            logits = m.predict(hs.reshape(n, L * nc * w, H)).reshape(n, L, nc * w, n - 1, self.A)
+            logits = logits.transpose(0, 1)  # [L, N, nc*W, N-1, A]
+            tg = chunked(tgt)
+            vm = chunked(valid)
+            ce = F.cross_entropy(logits.reshape(-1, self.A), tg.reshape(-1), reduction="none")
+            moa_loss = (ce * vm.reshape(-1)).sum() / vm.sum().clamp_min(1.0)
+            sl = torch.stack(self_logits)  # [L, N, nc*W, C]
+            self_loss = F.cross_entropy(sl.reshape(-1, self.num_cf), chunked(cf).reshape(-1))
+            loss = moa_loss + self_loss
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.last_train_loss = float(moa_loss.detach())
+            self.train_steps += 1
+        # keep the last step: its target arrives with the next step
+        for buf in (self.buf_img, self.buf_idx, self.buf_h, self.buf_c, self.buf_first,
+                    self.buf_target, self.buf_vis, self.buf_cf):
+            buf[0] = buf[T]
+        self.buf_len = 1
+
+    # ---------------------------------------------------------------- persistence
+    def save(self, path: str | os.PathLike) -> None:
+        """Save the MOA weights, optimiser state and configuration with ``torch.save``."""
+        torch.save({"config": self.config, "model": self.model.state_dict(),
+                    "optimizer": self.optimizer.state_dict()}, path)
+
+    def load(self, path: str | os.PathLike) -> None:
+        """Load weights saved by :meth:`save`; refuses a checkpoint of a different shape."""
+        ckpt = torch.load(path, map_location=self.device, weights_only=False)
+        if not isinstance(ckpt, dict) or "config" not in ckpt:
+            raise ValueError(f"{path} is not an MOA checkpoint saved by save_moa()")
+        if ckpt["config"] != self.config:
+            raise ValueError(f"MOA checkpoint {path} was saved for {ckpt['config']}, "
+                             f"but this wrapper needs {self.config}")
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])

@@ -67,7 +67,8 @@ class Engine:
         self.tagged_steps = np.zeros((B, N), dtype=np.int64)
         self.reward_time_sum = np.zeros((B, N), dtype=np.float64)
         self.reward_count = np.zeros((B, N), dtype=np.int64)
-        self.np_randoms = [seeding.np_random(None)[0] for _ in range(B)]
+        # one Generator per world, created on first use (seed_world or the first reset)
+        self.np_randoms: list[np.random.Generator | None] = [None] * B
         game.init_rule_state(self)
 
     # ---- seeding and reset -----------------------------------------------------------------
@@ -80,6 +81,8 @@ class Engine:
         if mask is None:
             mask = np.ones(self.num_worlds, dtype=np.bool_)
         for b in np.flatnonzero(mask):
+            if self.np_randoms[b] is None:
+                self.np_randoms[b], _ = seeding.np_random(None)
             self.rng[b] = self.np_randoms[b].integers(0, 2**64, dtype=np.uint64)
         K.reset_worlds(mask, self.game.layout.grid, self._spawn_cells, self._spawn_count,
                        self._agent_group, self.grid, self.pos, self.orient, self.occ, self.beam,

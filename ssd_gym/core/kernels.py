@@ -266,46 +266,50 @@ def observe(grid, beam, occ, pos, orient, prev_actions, cell_colours, beam_colou
     """Egocentric views and the visible-action channel for every agent of every world.
 
     In the view the agent always faces up: view[radius - f, radius + s] shows the cell f ahead
-    and s to the right of the agent. Cells outside the map are black.
+    and s to the right of the agent. Cells outside the map are black. Each world is first
+    painted once into a black-padded colour image; views are then gathered from it.
     """
     B = grid.shape[0]
     N = pos.shape[1]
     H = grid.shape[1]
     W = grid.shape[2]
     V = 2 * radius + 1
+    P = radius
+    img = np.zeros((H + 2 * P, W + 2 * P, 3), dtype=np.uint8)
     for b in range(B):
+        for r in range(H):
+            for c in range(W):
+                a = occ[b, r, c]
+                if a >= 0:
+                    col = agent_colours[a]
+                elif draw_beams and beam[b, r, c] != 0:
+                    col = beam_colours[beam[b, r, c]]
+                else:
+                    col = cell_colours[grid[b, r, c]]
+                img[r + P, c + P, 0] = col[0]
+                img[r + P, c + P, 1] = col[1]
+                img[r + P, c + P, 2] = col[2]
         for i in range(N):
             o = orient[b, i]
             fr = _DR[o]
             fc = _DC[o]
             rr = fc
             rc = -fr
+            # padded-image coordinates of view cell (0, 0), and the steps along a view row/col
+            r0 = pos[b, i, 0] + P + radius * fr - radius * rr
+            c0 = pos[b, i, 1] + P + radius * fc - radius * rc
+            for vi in range(V):
+                r = r0 - vi * fr
+                c = c0 - vi * fc
+                for vj in range(V):
+                    rgb[b, i, vi, vj, 0] = img[r, c, 0]
+                    rgb[b, i, vi, vj, 1] = img[r, c, 1]
+                    rgb[b, i, vi, vj, 2] = img[r, c, 2]
+                    r += rr
+                    c += rc
+            own_prev[b, i] = prev_actions[b, i]
             pr = pos[b, i, 0]
             pc = pos[b, i, 1]
-            for vi in range(V):
-                f = radius - vi
-                for vj in range(V):
-                    s = vj - radius
-                    r = pr + f * fr + s * rr
-                    c = pc + f * fc + s * rc
-                    if r < 0 or r >= H or c < 0 or c >= W:
-                        rgb[b, i, vi, vj, 0] = 0
-                        rgb[b, i, vi, vj, 1] = 0
-                        rgb[b, i, vi, vj, 2] = 0
-                        continue
-                    a = occ[b, r, c]
-                    if a >= 0:
-                        for ch in range(3):
-                            rgb[b, i, vi, vj, ch] = agent_colours[a, ch]
-                    elif draw_beams and beam[b, r, c] != 0:
-                        bt = beam[b, r, c]
-                        for ch in range(3):
-                            rgb[b, i, vi, vj, ch] = beam_colours[bt, ch]
-                    else:
-                        cell = grid[b, r, c]
-                        for ch in range(3):
-                            rgb[b, i, vi, vj, ch] = cell_colours[cell, ch]
-            own_prev[b, i] = prev_actions[b, i]
             q = 0
             for j in range(N):
                 if j == i:

@@ -20,8 +20,8 @@ import torch
 DIVERGENCES = ("kl", "jsd", "pmi")
 
 # Probabilities are clamped to this before taking logs, so a prediction of exactly 0 gives a large
-# but finite divergence instead of inf/NaN.
-_EPS = 1e-8
+# but finite divergence instead of inf/NaN (the influence is clipped anyway).
+_EPS = 1e-20
 
 
 # --------------------------------------------------------------------------------------------
@@ -114,9 +114,8 @@ def curriculum_weight(beta: float, step: int, curriculum_steps: int) -> float:
 
 def kl_divergence(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     """KL(p || q) over the last axis (p: conditional, q: marginal in the influence reward)."""
-    p = p.clamp_min(_EPS)
-    q = q.clamp_min(_EPS)
-    return (p * (p.log() - q.log())).sum(-1)
+    # xlogy keeps 0 * log 0 = 0 exactly; only q is clamped (q = 0 where p > 0 would be infinite)
+    return (torch.xlogy(p, p) - torch.xlogy(p, q.clamp_min(_EPS))).sum(-1)
 
 
 def js_divergence(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
@@ -149,7 +148,8 @@ def conditional_and_marginal(cf_probs: torch.Tensor, actual: torch.Tensor, polic
     idx = actual.long().reshape(*actual.shape, 1, 1, 1).expand(*actual.shape, 1, *cf_probs.shape[-2:])
     cond = cf_probs.gather(-3, idx).squeeze(-3)
     pol = policy / policy.sum(-1, keepdim=True).clamp_min(_EPS)
-    marg = torch.einsum("...c,...cja->...ja", pol, cf_probs)
+    lead, (j, a) = cf_probs.shape[:-3], cf_probs.shape[-2:]
+    marg = torch.bmm(pol.reshape(-1, 1, c), cf_probs.reshape(-1, c, j * a)).reshape(*lead, j, a)
     marg = marg / marg.sum(-1, keepdim=True).clamp_min(_EPS)
     assert cond.shape == marg.shape and cf_probs.shape[-3] == c
     return cond, marg

@@ -128,17 +128,12 @@ class Engine:
     # ---- stepping ----------------------------------------------------------------------------
     def step(self, actions: np.ndarray) -> np.ndarray:
         """Advance every world one step with int64[B, N] actions; return the rewards."""
-        hits_before = self.stats[:, :, K.ST_HITS_TAKEN].copy()
         K.step_agents(actions, self.kinds, self.grid, self.pos, self.orient, self.occ, self.beam,
-                      self.rng, self.rewards, self.stats, self.game.beam_length)
+                      self.rng, self.rewards, self.stats, self.game.beam_length, self.t,
+                      self.prev_actions, self.returns, self.tagged_steps, self.reward_count,
+                      self.reward_time_sum)
         self.game.apply_rules(self, actions)
-        self.prev_actions[:] = actions
         self.t += 1
-        self.returns += self.rewards
-        self.tagged_steps += self.stats[:, :, K.ST_HITS_TAKEN] > hits_before
-        positive = self.rewards > 0
-        self.reward_count += positive
-        self.reward_time_sum += positive * self.t[:, None]
         return self.rewards
 
     def observe(self) -> ObsBatch:

@@ -107,10 +107,13 @@ def reset_worlds(mask, base_grid, spawn_cells, spawn_count, agent_group, grid, p
 
 @njit(cache=True)
 def step_agents(actions, kinds, grid, pos, orient, occ, beam, rng, rewards, stats,
-                beam_length):
+                beam_length, t, prev_actions, returns, tagged_steps, reward_count,
+                reward_time_sum):
     """Turns, moves with conflict resolution, apple consumption and beams, for every world.
 
-    ``rewards[B, N]`` is overwritten with this step's rewards. Conflict rules: each agent that
+    ``rewards[B, N]`` is overwritten with this step's rewards; the episode bookkeeping
+    (returns, steps in which each agent was hit, count and time of positive rewards, previous
+    actions) is updated here too, for the step numbered t[b] + 1. Conflict rules: each agent that
     moves targets one cell; a cell wanted by several movers goes to one of them uniformly at
     random; a move fails if its target holds an agent that does not leave (it stays, turns,
     fires, lost its own contest or is itself blocked) or if two agents would swap; chains and
@@ -124,6 +127,7 @@ def step_agents(actions, kinds, grid, pos, orient, occ, beam, rng, rewards, stat
     moving = np.zeros(N, dtype=np.bool_)
     prio = np.empty(N, dtype=np.float64)
     perm = np.empty(N, dtype=np.int64)
+    hit = np.zeros(N, dtype=np.bool_)
     for b in range(B):
         beam[b] = 0
         for i in range(N):
@@ -213,9 +217,9 @@ def step_agents(actions, kinds, grid, pos, orient, occ, beam, rng, rewards, stat
             perm[i] = i
         for s in range(N - 1, 0, -1):
             j = randint(rng, b, s + 1)
-            t = perm[s]
+            tmp = perm[s]
             perm[s] = perm[j]
-            perm[j] = t
+            perm[j] = tmp
         for q in range(N):
             i = perm[q]
             k = kinds[actions[b, i]]
@@ -252,11 +256,23 @@ def step_agents(actions, kinds, grid, pos, orient, occ, beam, rng, rewards, stat
                     if j >= 0:
                         if btype == FIRE_BEAM:
                             rewards[b, j] -= 50.0
+                            hit[j] = True
                             stats[b, j, ST_HITS_TAKEN] += 1
                             stats[b, i, ST_HITS_GIVEN] += 1
                         break
                     if btype == CLEAN_BEAM and was_waste:
                         break
+        # ---- 7. bookkeeping ------------------------------------------------------------------
+        for i in range(N):
+            r_i = rewards[b, i]
+            returns[b, i] += r_i
+            if r_i > 0.0:
+                reward_count[b, i] += 1
+                reward_time_sum[b, i] += t[b] + 1
+            prev_actions[b, i] = actions[b, i]
+            if hit[i]:
+                tagged_steps[b, i] += 1
+                hit[i] = False
 
 
 @njit(cache=True)
@@ -356,14 +372,15 @@ def regrow_neighbourhood(grid, occ, rng, apple_cells, neighbours, probs):
 
 @njit(cache=True)
 def cleanup_dynamics(grid, occ, rng, apple_cells, waste_cells, depletion, restoration,
-                     waste_prob, apple_prob, retry_waste, waste_density):
+                     waste_prob, apple_prob, retry_waste, waste_density, waste_history, t):
     """Cleanup: apples regrow at a rate that falls linearly with the river's waste density and
     stops at the depletion threshold; waste reappears while the river is below it.
 
     retry_waste=False (v0): with probability waste_prob one uniformly random clean river cell
     becomes waste. retry_waste=True (the reference code): a spawn is retried over every clean
     cell, so a cell is added with probability 1 - (1 - waste_prob)^free_cells.
-    ``waste_density[b]`` receives the density after this step.
+    ``waste_density[b]`` receives the density after this step, as does
+    ``waste_history[b, t[b] + 1]``.
     """
     B = grid.shape[0]
     K = apple_cells.shape[0]
@@ -407,6 +424,7 @@ def cleanup_dynamics(grid, occ, rng, apple_cells, waste_cells, depletion, restor
                             break
                         seen += 1
         waste_density[b] = n_waste / M if M > 0 else 0.0
+        waste_history[b, min(t[b] + 1, waste_history.shape[1] - 1)] = waste_density[b]
 
 
 @njit(cache=True)

@@ -104,7 +104,7 @@ class SSDVecEnv(VecEnv):
         self._actions = None
         done_worlds = self.engine.truncated()
         dones = np.repeat(done_worlds, self.num_agents)
-        infos = [{"extrinsic_reward": float(r)} for r in rewards]
+        infos = [{"extrinsic_reward": r} for r in rewards.tolist()]
         if done_worlds.any():
             terminal = self._flat_obs()
             N = self.num_agents

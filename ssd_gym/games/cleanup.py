@@ -65,9 +65,7 @@ class Cleanup(Game):
                            self.layout.waste_cells, o["depletion_threshold"],
                            o["restoration_threshold"], o["waste_spawn_prob"],
                            o["apple_respawn_prob"], o["waste_spawning"] == "retry",
-                           engine.waste_density)
-        t = np.minimum(engine.t + 1, self.max_cycles)
-        engine.waste_history[np.arange(engine.num_worlds), t] = engine.waste_density
+                           engine.waste_density, engine.waste_history, engine.t)
 
     def episode_metrics(self, engine, b: int) -> dict[str, Any]:
         steps = int(engine.t[b])

@@ -10,12 +10,13 @@ import imageio.v3 as iio
 import numpy as np
 
 import ssd_gym
-from ssd_gym.rendering import _frame
+from ssd_gym.rendering import _frame, draw_world
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def main() -> None:
+    banner = []
     for name in ssd_gym.GAMES:
         env = ssd_gym.parallel_env(name, render_mode="rgb_array", render_scale=12)
         env.reset(seed=1)
@@ -28,6 +29,11 @@ def main() -> None:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         iio.imwrite(path, _frame(env, with_views=True))
         print(path)
+        if name in ("cleanup", "harvest", "box_trapped"):
+            banner.append(draw_world(env.engine, 0, 10))
+    h = max(im.shape[0] for im in banner)
+    padded = [np.pad(im, ((0, h - im.shape[0]), (0, 12), (0, 0)), constant_values=255) for im in banner]
+    iio.imwrite(os.path.join(HERE, "images", "banner.png"), np.concatenate(padded, axis=1))
 
 
 if __name__ == "__main__":

@@ -65,7 +65,10 @@ class NetworkConfig:
     conv_channels: int = 6
     fc_sizes: list[int] = field(default_factory=lambda: [32, 32])
     lstm_hidden_size: int = 128
-    shared_lstm: bool = False  # True: one LSTM under both heads (sb3-contrib detaches the value head)
+    # The paper's single LSTM under both heads. sb3-contrib then trains the LSTM with the policy loss
+    # only (the value head reads detached LSTM features); it halves the CPU cost of an update.
+    # false: sb3-contrib's separate critic LSTM on the shared conv/FC trunk.
+    shared_lstm: bool = True
 
 
 @dataclass
@@ -102,7 +105,7 @@ class InfluenceConfig:
     train_moa_only_when_visible: bool = True
     only_when_visible: bool = True  # influence counted only for agents in view
     clip: float = 10.0
-    moa_lr: float = 0.001
+    moa_lr: float | None = None  # None: the agents' lr_init (see README, "MOA loss weight")
 
 
 @dataclass
@@ -261,7 +264,7 @@ def validate(cfg: AgentConfig, source: str = "config") -> None:
     if i.curriculum_fraction is not None and not 0.0 <= i.curriculum_fraction <= 1.0:
         raise bad("influence.curriculum_fraction", f"must be in [0, 1] or null, got {i.curriculum_fraction}")
     for key in ("moa_loss_weight", "clip", "moa_lr"):
-        if getattr(i, key) <= 0:
+        if getattr(i, key) is not None and getattr(i, key) <= 0:
             raise bad(f"influence.{key}", f"must be > 0, got {getattr(i, key)}")
     if not 0.0 <= cfg.inequity_aversion.lambda_ <= 1.0:
         raise bad("inequity_aversion.lambda_", "must be in [0, 1]")

@@ -99,7 +99,9 @@ class SSDFeaturesExtractor(BaseFeaturesExtractor):
 
     def forward(self, observations: Any) -> th.Tensor:
         image = observations["rgb"] if self.is_dict else observations
-        x = self.conv(image.permute(0, 3, 1, 2) if self.channels_last else image)
+        x = image.permute(0, 3, 1, 2) if self.channels_last else image
+        # NHWC memory layout: torch's CPU conv with 3 input channels runs ~2x faster on it
+        x = self.conv(x.contiguous(memory_format=th.channels_last))
         if self.vector_keys:
             vec = [observations[k].reshape(x.shape[0], -1).float() for k in self.vector_keys]
             x = th.cat([x, *vec], dim=1)
@@ -111,7 +113,7 @@ def policy_kwargs(
     fc_sizes: tuple[int, ...] | list[int] = (32, 32),
     lstm_hidden_size: int = 128,
     use_actions: bool = True,
-    shared_lstm: bool = False,
+    shared_lstm: bool = True,
     extra_keys: tuple[str, ...] | list[str] = (),
 ) -> dict[str, Any]:
     """Keyword arguments for ``RecurrentPPO("MultiInputLstmPolicy" | "CnnLstmPolicy", ..., policy_kwargs=...)``.

@@ -1,0 +1,338 @@
+"""Several sb3-contrib ``RecurrentPPO`` learners stepping one batched VecEnv in lockstep.
+
+The batched env has ``num_worlds * num_agents`` slots (slot = world * N + agent). Each learner owns a
+group of slots:
+
+* independent learners (default): learner i owns slots ``i, i + N, i + 2N, ...`` (agent i in every
+  world), so its RecurrentPPO has ``n_envs = num_worlds``;
+* parameter sharing: one learner owns every slot (``n_envs = num_worlds * N``).
+
+One thread, one loop. Every step: each learner runs its policy on its own slots (no gradients), the
+actions are scattered into one array, the env steps all worlds x agents at once, and each learner's
+``RecurrentRolloutBuffer.add`` gets its slice. After ``n_steps`` each learner computes its returns and
+runs its own ``RecurrentPPO.train()``. This mirrors ``RecurrentPPO.collect_rollouts`` of sb3-contrib
+2.9.2 line by line (LSTM states, episode starts, timeout bootstrapping); only the env step is shared.
+PPO itself (loss, minibatching over sequences, optimiser) is sb3-contrib's, untouched.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from sb3_contrib import RecurrentPPO
+from sb3_contrib.common.recurrent.type_aliases import RNNStates
+from stable_baselines3.common.logger import Logger
+from stable_baselines3.common.utils import obs_as_tensor
+from stable_baselines3.common.vec_env import VecEnv, VecTransposeImage
+
+from baselines.config import AgentConfig
+from baselines.network import policy_kwargs, policy_name
+
+
+class SpacesOnlyVecEnv(VecEnv):
+    """A VecEnv face that only carries spaces and ``num_envs``.
+
+    RecurrentPPO needs an env at construction to size its buffers; the lockstep driver does the
+    stepping, so this one is never stepped (it raises if someone tries).
+    """
+
+    def __init__(self, num_envs: int, observation_space: spaces.Space, action_space: spaces.Space) -> None:
+        super().__init__(num_envs, observation_space, action_space)
+
+    def reset(self) -> Any:
+        raise RuntimeError("the lockstep driver steps the shared env; learners never reset it")
+
+    def step_async(self, actions: np.ndarray) -> None:
+        raise RuntimeError("the lockstep driver steps the shared env; learners never step it")
+
+    def step_wait(self) -> Any:
+        raise RuntimeError("the lockstep driver steps the shared env; learners never step it")
+
+    def close(self) -> None:
+        pass
+
+    def get_attr(self, attr_name: str, indices: Any = None) -> list[Any]:
+        return [getattr(self, attr_name, None)] * len(self._get_indices(indices))
+
+    def set_attr(self, attr_name: str, value: Any, indices: Any = None) -> None:
+        pass
+
+    def env_method(self, method_name: str, *args: Any, indices: Any = None, **kwargs: Any) -> list[Any]:
+        return [None] * len(self._get_indices(indices))
+
+    def env_is_wrapped(self, wrapper_class: type, indices: Any = None) -> list[bool]:
+        return [False] * len(self._get_indices(indices))
+
+
+class LinearSchedule:
+    """lr(progress_remaining) = end + (init - end) * progress_remaining  (SB3 calls it with 1 -> 0)."""
+
+    def __init__(self, init: float, end: float) -> None:
+        self.init, self.end = float(init), float(end)
+
+    def __call__(self, progress_remaining: float) -> float:
+        return self.end + (self.init - self.end) * float(progress_remaining)
+
+
+def slot_groups(num_worlds: int, num_agents: int, sharing: str) -> list[np.ndarray]:
+    """Slot indices owned by each learner (see module docstring)."""
+    if sharing == "shared":
+        return [np.arange(num_worlds * num_agents)]
+    return [np.arange(num_worlds) * num_agents + i for i in range(num_agents)]
+
+
+def make_learners(
+    cfg: AgentConfig,
+    observation_space: spaces.Space,
+    action_space: spaces.Space,
+    groups: list[np.ndarray],
+    seed: int,
+    device: str = "cpu",
+) -> list[RecurrentPPO]:
+    """One RecurrentPPO per slot group, with the paper's network and the config's PPO settings."""
+    p = cfg.ppo
+    learners = []
+    for i, group in enumerate(groups):
+        n_envs = len(group)
+        learner = RecurrentPPO(
+            policy_name(observation_space),
+            SpacesOnlyVecEnv(n_envs, observation_space, action_space),
+            learning_rate=LinearSchedule(p.lr_init, p.lr_end),
+            n_steps=p.n_steps,
+            # RecurrentPPO needs batch_size <= buffer size
+            batch_size=min(p.batch_size, p.n_steps * n_envs),
+            n_epochs=p.n_epochs,
+            gamma=p.gamma,
+            gae_lambda=p.gae_lambda,
+            clip_range=p.clip_range,
+            ent_coef=p.ent_coef,
+            vf_coef=p.vf_coef,
+            max_grad_norm=p.max_grad_norm,
+            policy_kwargs=policy_kwargs(
+                conv_channels=cfg.network.conv_channels,
+                fc_sizes=cfg.network.fc_sizes,
+                lstm_hidden_size=cfg.network.lstm_hidden_size,
+                use_actions=cfg.policy_inputs == "rgb+actions",
+                shared_lstm=cfg.network.shared_lstm,
+            ),
+            seed=seed * 1000 + i,
+            device=device,
+            verbose=0,
+        )
+        # losses are read from name_to_value by the trainer; no SB3 output formats needed
+        learner.set_logger(Logger(folder=None, output_formats=[]))
+        learners.append(learner)
+    return learners
+
+
+@th.no_grad()
+def policy_step(policy: Any, obs: Any, lstm_states: RNNStates, episode_starts: th.Tensor, deterministic: bool = False):
+    """``RecurrentActorCriticPolicy.forward`` plus the action probabilities (for the influence wrapper).
+
+    Same operations in the same order as sb3-contrib's ``forward``; returning the distribution saves a
+    second LSTM pass per step for influence agents.
+    """
+    features = policy.extract_features(obs)
+    pi_features, vf_features = (features, features) if policy.share_features_extractor else features
+    latent_pi, states_pi = policy._process_sequence(pi_features, lstm_states.pi, episode_starts, policy.lstm_actor)
+    if policy.lstm_critic is not None:
+        latent_vf, states_vf = policy._process_sequence(vf_features, lstm_states.vf, episode_starts, policy.lstm_critic)
+    elif policy.shared_lstm:
+        latent_vf = latent_pi.detach()
+        states_vf = (states_pi[0].detach(), states_pi[1].detach())
+    else:
+        latent_vf = policy.critic(vf_features)
+        states_vf = states_pi
+    latent_pi = policy.mlp_extractor.forward_actor(latent_pi)
+    latent_vf = policy.mlp_extractor.forward_critic(latent_vf)
+    values = policy.value_net(latent_vf)
+    distribution = policy._get_action_dist_from_latent(latent_pi)
+    actions = distribution.get_actions(deterministic=deterministic)
+    log_prob = distribution.log_prob(actions)
+    probs = distribution.distribution.probs
+    return actions, values, log_prob, RNNStates(states_pi, states_vf), probs
+
+
+def take(obs: Any, idx: np.ndarray | slice) -> Any:
+    """Rows ``idx`` of a (dict of) batched observation array(s)."""
+    if isinstance(obs, dict):
+        return {k: v[idx] for k, v in obs.items()}
+    return obs[idx]
+
+
+def stack_obs(items: list[Any]) -> Any:
+    if isinstance(items[0], dict):
+        return {k: np.stack([o[k] for o in items]) for k in items[0]}
+    return np.stack(items)
+
+
+def as_learner_obs(learner: RecurrentPPO, obs: Any) -> Any:
+    """Channels-last env images -> what the learner's policy was built for (SB3 transposes images)."""
+    if isinstance(learner.env, VecTransposeImage):
+        return learner.env.transpose_observations(obs)
+    return obs
+
+
+@dataclass
+class RolloutStats:
+    """Where the wall time of one rollout went (seconds)."""
+
+    env_s: float = 0.0
+    policy_s: float = 0.0
+    buffer_s: float = 0.0
+
+
+class LockstepTrainer:
+    """Drive ``learners`` (RecurrentPPO) on ``venv`` in lockstep; see the module docstring.
+
+    ``on_step(infos, dones)`` is called after every env step with the full infos list (for episode
+    metrics). If ``venv`` has ``set_action_probs`` (the influence wrapper) it receives every step the
+    action probabilities of all slots, shape ``[num_slots, A]``, before ``step``.
+    """
+
+    def __init__(
+        self,
+        venv: VecEnv,
+        learners: list[RecurrentPPO],
+        groups: list[np.ndarray],
+        total_timesteps: int,
+        on_step: Callable[[list[dict], np.ndarray], None] | None = None,
+    ) -> None:
+        if sum(len(g) for g in groups) != venv.num_envs:
+            raise ValueError("slot groups must cover the env's slots exactly once")
+        self.venv, self.learners, self.groups = venv, learners, groups
+        self.total_timesteps = int(total_timesteps)  # agent-steps over all learners
+        self.on_step = on_step
+        self.wants_probs = callable(getattr(venv, "set_action_probs", None))
+        self.n_steps = learners[0].n_steps
+        if any(lrn.n_steps != self.n_steps for lrn in learners):
+            raise ValueError("lockstep learners must share n_steps")
+        self.stats = RolloutStats()
+        self._obs: Any = None
+
+    # ------------------------------------------------------------------------------------------
+    @property
+    def num_timesteps(self) -> int:
+        """Agent-steps done, summed over learners."""
+        return int(sum(lrn.num_timesteps for lrn in self.learners))
+
+    def reset(self) -> None:
+        """Start fresh episodes (also after a resume: LSTM states and episode starts are reset)."""
+        obs = self.venv.reset()
+        for learner, group in zip(self.learners, self.groups):
+            learner._last_obs = as_learner_obs(learner, take(obs, group))
+            learner._last_episode_starts = np.ones(len(group), dtype=bool)
+            # zero LSTM states of the right shape (sb3-contrib builds them in _setup_model)
+            learner._last_lstm_states = RNNStates(
+                tuple(th.zeros_like(s) for s in learner._last_lstm_states.pi),
+                tuple(th.zeros_like(s) for s in learner._last_lstm_states.vf),
+            )
+            learner._total_timesteps = int(round(self.total_timesteps * len(group) / self.venv.num_envs))
+            if learner.ep_info_buffer is None:
+                from collections import deque
+
+                learner.ep_info_buffer = deque(maxlen=learner._stats_window_size)
+                learner.ep_success_buffer = deque(maxlen=learner._stats_window_size)
+
+    def collect_rollouts(self) -> None:
+        """Fill every learner's rollout buffer with ``n_steps`` steps (RecurrentPPO.collect_rollouts)."""
+        num_slots = self.venv.num_envs
+        for learner in self.learners:
+            learner.policy.set_training_mode(False)
+            learner.rollout_buffer.reset()
+        actions_all = np.zeros(num_slots, dtype=np.int64)
+        probs_all: np.ndarray | None = None
+        step_out: list[tuple] = [None] * len(self.learners)  # type: ignore[list-item]
+        for _ in range(self.n_steps):
+            t0 = time.perf_counter()
+            for k, (learner, group) in enumerate(zip(self.learners, self.groups)):
+                obs_tensor = obs_as_tensor(learner._last_obs, learner.device)
+                starts = th.tensor(learner._last_episode_starts, dtype=th.float32, device=learner.device)
+                actions, values, log_probs, states, probs = policy_step(
+                    learner.policy, obs_tensor, learner._last_lstm_states, starts
+                )
+                actions = actions.cpu().numpy()
+                actions_all[group] = actions
+                if self.wants_probs:
+                    if probs_all is None:
+                        probs_all = np.zeros((num_slots, probs.shape[1]), dtype=np.float32)
+                    probs_all[group] = probs.cpu().numpy()
+                step_out[k] = (actions, values, log_probs, states)
+            t1 = time.perf_counter()
+            if self.wants_probs:
+                self.venv.set_action_probs(probs_all)
+            new_obs, rewards, dones, infos = self.venv.step(actions_all)
+            t2 = time.perf_counter()
+            if self.on_step is not None:
+                self.on_step(infos, dones)
+            for k, (learner, group) in enumerate(zip(self.learners, self.groups)):
+                actions, values, log_probs, states = step_out[k]
+                g_rewards = np.asarray(rewards[group], dtype=np.float32).copy()
+                g_dones = np.asarray(dones[group], dtype=bool)
+                g_infos = [infos[s] for s in group]
+                learner.num_timesteps += len(group)
+                learner._update_info_buffer(g_infos, g_dones)
+                self._bootstrap_timeouts(learner, g_rewards, g_dones, g_infos, states)
+                learner.rollout_buffer.add(
+                    learner._last_obs,
+                    actions.reshape(-1, 1),  # Discrete actions are stored as a column
+                    g_rewards,
+                    learner._last_episode_starts,
+                    values,
+                    log_probs,
+                    lstm_states=learner._last_lstm_states,
+                )
+                learner._last_obs = as_learner_obs(learner, take(new_obs, group))
+                learner._last_episode_starts = g_dones
+                learner._last_lstm_states = states
+            t3 = time.perf_counter()
+            self.stats.policy_s += t1 - t0
+            self.stats.env_s += t2 - t1
+            self.stats.buffer_s += t3 - t2
+        for learner in self.learners:
+            with th.no_grad():
+                starts = th.tensor(learner._last_episode_starts, dtype=th.float32, device=learner.device)
+                values = learner.policy.predict_values(
+                    obs_as_tensor(learner._last_obs, learner.device), learner._last_lstm_states.vf, starts
+                )
+            learner.rollout_buffer.compute_returns_and_advantage(last_values=values, dones=learner._last_episode_starts)
+
+    @staticmethod
+    def _bootstrap_timeouts(learner: RecurrentPPO, rewards: np.ndarray, dones: np.ndarray, infos: list[dict], states: RNNStates) -> None:
+        """Truncated episodes: add gamma * V(terminal_obs) (sb3 issue #633), batched over slots."""
+        idx = [
+            i
+            for i, d in enumerate(dones)
+            if d and infos[i].get("terminal_observation") is not None and infos[i].get("TimeLimit.truncated", False)
+        ]
+        if not idx:
+            return
+        terminal = as_learner_obs(learner, stack_obs([infos[i]["terminal_observation"] for i in idx]))
+        with th.no_grad():
+            vf_states = (states.vf[0][:, idx, :].contiguous(), states.vf[1][:, idx, :].contiguous())
+            starts = th.zeros(len(idx), dtype=th.float32, device=learner.device)
+            terminal_values = learner.policy.predict_values(obs_as_tensor(terminal, learner.device), vf_states, starts)
+        rewards[idx] += learner.gamma * terminal_values.flatten().cpu().numpy()
+
+    def train(self) -> dict[str, float]:
+        """One PPO update per learner (sb3-contrib's ``RecurrentPPO.train``). Returns mean losses."""
+        logs: dict[str, list[float]] = {}
+        for learner in self.learners:
+            learner._update_current_progress_remaining(learner.num_timesteps, learner._total_timesteps)
+            learner.train()
+            for key, value in learner.logger.name_to_value.items():
+                logs.setdefault(key, []).append(float(value))
+            learner.logger.name_to_value.clear()
+            learner.logger.name_to_count.clear()
+            learner.logger.name_to_excluded.clear()
+        return {k: float(np.mean(v)) for k, v in logs.items()}
+
+    def current_lr(self) -> float:
+        """The learning rate of the last update (all learners share the schedule and progress)."""
+        lrn = self.learners[0]
+        return lrn.lr_schedule(lrn._current_progress_remaining)

@@ -1,0 +1,382 @@
+"""Train one zoo agent config on one game: ``ssd-train`` / ``python -m baselines.train``.
+
+    ssd-train --agent influence_moa --game cleanup_small --total-steps 200000 --seed 0
+
+``--total-steps`` counts agent-steps (one action of one agent; a world step of N agents is N).
+The run directory (default ``runs/<game>/<agent>/seed<seed>``) gets TensorBoard logs, a
+``progress.csv`` learning curve, the resolved config and periodic checkpoints. Running the same
+command again resumes from the last checkpoint (after Ctrl-C, kill -9, a crash...), continuing the
+step count, the learning-rate schedule, the influence curriculum and the MOA; ``--fresh`` starts over.
+
+The loop below is the whole algorithm, top to bottom: collect one rollout of every learner in
+lockstep, run each learner's PPO update, log, checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from baselines.checkpoint import (
+    atomic_write_json,
+    atomic_write_text,
+    latest_checkpoint,
+    load_state,
+    restore_learners,
+    save_checkpoint,
+)
+from baselines.config import AgentConfig, ConfigError, check_game, dump_yaml, load_agent_config
+
+CURVE_FIELDS = ("agent_steps", "wall_s", "world", "collective_return", "equality", "equality_weighted_return",
+                "sustainability", "peace", "box_opened", "box_open_step", "episode_length")
+
+
+@dataclass
+class TrainArgs:
+    """Arguments of one training run (the CLI flags, same names with dashes)."""
+
+    agent: str = "a3c"  # zoo name (a3c, visible_actions, prosocial, inequity_aversion, influence_moa) or YAML path
+    game: str = "cleanup_small"
+    total_steps: int = 100_000  # agent-steps
+    seed: int = 0
+    num_worlds: int = 8  # parallel worlds in the batched env
+    num_agents: int | None = None  # None: the game's default
+    max_cycles: int | None = None  # episode length; None: the game's default
+    run_dir: str | None = None
+    checkpoint_every: int = 50_000  # agent-steps between checkpoints (rounded up to whole rollouts)
+    keep_checkpoints: int = 2
+    fresh: bool = False  # ignore (delete) existing checkpoints instead of resuming
+    overrides: list[str] = field(default_factory=list)  # "ppo.ent_coef=0.01" ...
+    progress: bool = True
+    tensorboard: bool = True
+    torch_threads: int = 1
+    device: str = "cpu"
+
+    def resolved_run_dir(self) -> Path:
+        if self.run_dir:
+            return Path(self.run_dir)
+        agent = Path(self.agent).stem
+        return Path("runs") / self.game / agent / f"seed{self.seed}"
+
+
+def validate_args(args: TrainArgs) -> None:
+    """Clear errors for bad run arguments (before anything is built)."""
+    if args.total_steps <= 0:
+        raise ConfigError(f"total_steps must be a positive number of agent-steps, got {args.total_steps}")
+    if args.num_worlds < 1:
+        raise ConfigError(f"num_worlds must be >= 1, got {args.num_worlds}")
+    if args.num_agents is not None and args.num_agents < 1:
+        raise ConfigError(f"num_agents must be >= 1, got {args.num_agents}")
+    if args.max_cycles is not None and args.max_cycles < 1:
+        raise ConfigError(f"max_cycles must be >= 1, got {args.max_cycles}")
+    if args.checkpoint_every <= 0:
+        raise ConfigError(f"checkpoint_every must be > 0, got {args.checkpoint_every}")
+    if args.seed < 0:
+        raise ConfigError(f"seed must be >= 0, got {args.seed}")
+    check_game(args.game)
+
+
+# ----------------------------------------------------------------------------------------------
+# episode metrics
+
+
+class EpisodeLog:
+    """Collects finished episodes (one record per world) for the curve CSV, TensorBoard and the bar."""
+
+    def __init__(self, num_agents: int, window: int = 20) -> None:
+        self.num_agents = num_agents
+        self.pending: list[dict[str, Any]] = []
+        self.recent: deque[dict[str, Any]] = deque(maxlen=window)
+        self.agent_steps = 0
+        self.t0 = time.time()
+        self.wall_offset = 0.0
+
+    def on_step(self, infos: list[dict], dones: np.ndarray) -> None:
+        N = self.num_agents
+        for slot in np.flatnonzero(np.asarray(dones).reshape(-1)[::N]) * N:
+            ep = infos[slot].get("episode")
+            if ep is None:
+                continue
+            rec = episode_record(ep, [infos[slot + i].get("episode", {}).get("r", math.nan) for i in range(N)])
+            rec.update(agent_steps=self.agent_steps, world=int(slot // N),
+                       wall_s=round(self.wall_offset + time.time() - self.t0, 2))
+            self.pending.append(rec)
+            self.recent.append(rec)
+
+    def mean(self, key: str) -> float:
+        vals = [r[key] for r in self.recent if r.get(key) is not None and not _isnan(r[key])]
+        return float(np.mean(vals)) if vals else math.nan
+
+
+def _isnan(x: Any) -> bool:
+    return isinstance(x, float) and math.isnan(x)
+
+
+def episode_record(ep: dict[str, Any], returns: list[float]) -> dict[str, Any]:
+    """The zoo's metrics of one episode from the env's ``info["episode"]`` (computed if missing)."""
+    rets = np.asarray(ep.get("returns", returns), dtype=np.float64)
+    total = float(ep.get("collective_return", rets.sum()))
+    if "equality" in ep:
+        eq = float(ep["equality"])
+    else:
+        eq = 1.0 - (np.abs(rets[:, None] - rets[None, :]).sum() / (2 * len(rets) * total) if total > 0 else 0.0)
+    rec = {
+        "collective_return": total,
+        "equality": eq,
+        "equality_weighted_return": float(ep.get("equality_weighted_return", total * eq)),
+        "sustainability": float(ep.get("sustainability", math.nan)),
+        "peace": float(ep.get("peace", math.nan)),
+        "episode_length": int(ep.get("episode_length", ep.get("l", 0))),
+        "box_opened": "",
+        "box_open_step": "",
+    }
+    if "box_opened" in ep:
+        rec["box_opened"] = int(bool(ep["box_opened"]))
+        step = ep.get("box_open_step")
+        rec["box_open_step"] = "" if step is None or (isinstance(step, (int, float)) and step < 0) else int(step)
+    return rec
+
+
+class CurveWriter:
+    """Append-only ``progress.csv``; on resume, rows past the checkpoint are dropped (atomically)."""
+
+    def __init__(self, path: Path, resume_step: int | None) -> None:
+        self.path = path
+        if resume_step is None or not path.exists():
+            atomic_write_text(path, ",".join(CURVE_FIELDS) + "\n")
+        else:
+            rows = [r for r in csv.DictReader(io.StringIO(path.read_text())) if int(float(r["agent_steps"])) <= resume_step]
+            buf = io.StringIO()
+            w = csv.DictWriter(buf, fieldnames=CURVE_FIELDS, extrasaction="ignore")
+            w.writeheader()
+            w.writerows(rows)
+            atomic_write_text(path, buf.getvalue())
+
+    def write(self, records: list[dict[str, Any]]) -> None:
+        if not records:
+            return
+        with open(self.path, "a", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=CURVE_FIELDS, extrasaction="ignore")
+            for rec in records:
+                w.writerow({k: (round(v, 4) if isinstance(v, float) else v) for k, v in rec.items()})
+
+
+# ----------------------------------------------------------------------------------------------
+# building a run
+
+
+def build(cfg: AgentConfig, args: TrainArgs, env_seed: int):
+    """Env (with reward wrapper), learners and the lockstep trainer of a run."""
+    from baselines.envs import make_env
+    from baselines.lockstep import LockstepTrainer, make_learners, slot_groups
+
+    venv = make_env(cfg, args.game, args.num_worlds, env_seed, args.total_steps,
+                    num_agents=args.num_agents, max_cycles=args.max_cycles)
+    n_agents = int(venv.num_agents)
+    groups = slot_groups(args.num_worlds, n_agents, cfg.sharing)
+    learners = make_learners(cfg, venv.observation_space, venv.action_space, groups, seed=args.seed, device=args.device)
+    episodes = EpisodeLog(n_agents)
+    trainer = LockstepTrainer(venv, learners, groups, total_timesteps=args.total_steps, on_step=episodes.on_step)
+    return venv, trainer, episodes
+
+
+def run_training(args: TrainArgs) -> dict[str, Any]:
+    """Train (or resume) one run; returns the summary also written to ``summary.json``."""
+    import torch
+
+    from baselines.envs import influence_wrapper
+
+    validate_args(args)
+    cfg = load_agent_config(args.agent, args.game, args.overrides)
+    torch.set_num_threads(args.torch_threads)
+    run_dir = args.resolved_run_dir()
+    if args.fresh and run_dir.exists():
+        for sub in ("checkpoints", "tb"):
+            shutil.rmtree(run_dir / sub, ignore_errors=True)
+        for f in ("progress.csv", "summary.json"):
+            (run_dir / f).unlink(missing_ok=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    ckpt = latest_checkpoint(run_dir)
+    state = load_state(ckpt) if ckpt else None
+    run_info = {"args": asdict(args), "config": cfg.to_dict()}
+    if state is not None:
+        _check_same_run(run_dir, run_info)
+    atomic_write_json(run_dir / "run.json", run_info)
+    atomic_write_text(run_dir / "config.yaml", dump_yaml(cfg))
+
+    # resumed runs start new episodes from a different env seed so they do not replay the first ones
+    start_steps = state["agent_steps"] if state else 0
+    venv, trainer, episodes = build(cfg, args, env_seed=args.seed + start_steps)
+    infl = influence_wrapper(venv)
+    if state is not None:
+        restore_learners(ckpt, trainer.learners, state)
+        if infl is not None:
+            infl.load_moa(str(ckpt / "moa.pt"))
+            infl.global_step = int(state["influence_global_step"])
+        episodes.wall_offset = float(state.get("wall_s", 0.0))
+    trainer.reset()
+
+    writer = _tensorboard(run_dir, args, purge_step=start_steps if state else None)
+    curve = CurveWriter(run_dir / "progress.csv", resume_step=start_steps if state else None)
+    bar = _progress_bar(args, initial=trainer.num_timesteps)
+    last_ckpt = trainer.num_timesteps
+    t_start = time.time()
+    steps_at_start = trainer.num_timesteps
+
+    def checkpoint() -> None:
+        state_now = {
+            "learners": [{"num_timesteps": int(l.num_timesteps), "n_updates": int(l._n_updates)} for l in trainer.learners],
+            "influence_global_step": int(infl.global_step) if infl is not None else 0,
+            "wall_s": episodes.wall_offset + time.time() - episodes.t0,
+        }
+        save_checkpoint(run_dir, trainer.num_timesteps, trainer.learners, state_now, infl, keep=args.keep_checkpoints)
+
+    while trainer.num_timesteps < args.total_steps:
+        # 1. rollout: every learner acts on its slots, one batched env step for all worlds x agents
+        episodes.agent_steps = trainer.num_timesteps
+        trainer.collect_rollouts()
+        # 2. each learner's own RecurrentPPO update (lr annealed by its progress)
+        losses = trainer.train()
+        steps = trainer.num_timesteps
+        # 3. logging: learning curve, TensorBoard, progress bar
+        for rec in episodes.pending:
+            rec["agent_steps"] = steps
+        curve.write(episodes.pending)
+        _log_tensorboard(writer, steps, episodes, losses, trainer, infl)
+        episodes.pending.clear()
+        if bar is not None:
+            bar.update(steps - bar.n)
+            bar.set_postfix(R=f"{episodes.mean('collective_return'):.1f}", eq=f"{episodes.mean('equality'):.2f}",
+                            lr=f"{trainer.current_lr():.2e}", refresh=False)
+        # 4. checkpoint
+        if steps - last_ckpt >= args.checkpoint_every or steps >= args.total_steps:
+            checkpoint()
+            last_ckpt = steps
+    if bar is not None:
+        bar.close()
+    if writer is not None:
+        writer.close()
+    elapsed = time.time() - t_start
+    summary = {
+        "agent": cfg.name, "game": args.game, "seed": args.seed, "agent_steps": trainer.num_timesteps,
+        "wall_s_this_process": round(elapsed, 2),
+        "agent_steps_per_s": round((trainer.num_timesteps - steps_at_start) / max(elapsed, 1e-9), 1),
+        "env_s": round(trainer.stats.env_s, 2), "policy_s": round(trainer.stats.policy_s, 2),
+        "buffer_s": round(trainer.stats.buffer_s, 2),
+        "recent": {k: episodes.mean(k) for k in ("collective_return", "equality", "equality_weighted_return")},
+        "run_dir": str(run_dir),
+    }
+    atomic_write_json(run_dir / "summary.json", summary)
+    venv.close()
+    return summary
+
+
+def _check_same_run(run_dir: Path, run_info: dict[str, Any]) -> None:
+    """Refuse to resume a checkpoint made with different settings (use --fresh or another --run-dir)."""
+    path = run_dir / "run.json"
+    if not path.exists():
+        return
+    old = json.loads(path.read_text())
+    keys = ("agent", "game", "seed", "num_worlds", "num_agents", "max_cycles")
+    diff = [k for k in keys if old["args"].get(k) != run_info["args"].get(k)]
+    if old.get("config") != run_info["config"]:
+        diff.append("config")
+    if diff:
+        raise ConfigError(f"{run_dir} holds a checkpoint of a different run ({', '.join(diff)} differ); "
+                          "pass --fresh to start over or choose another --run-dir")
+
+
+def _tensorboard(run_dir: Path, args: TrainArgs, purge_step: int | None):
+    if not args.tensorboard:
+        return None
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(str(run_dir / "tb"), purge_step=purge_step)
+
+
+def _log_tensorboard(writer, steps: int, episodes: EpisodeLog, losses: dict[str, float], trainer, infl) -> None:
+    if writer is None:
+        return
+    for rec in episodes.pending:
+        for key in ("collective_return", "equality", "equality_weighted_return", "sustainability", "peace"):
+            if not _isnan(rec[key]):
+                writer.add_scalar(f"episode/{key}", rec[key], steps)
+        if rec["box_opened"] != "":
+            writer.add_scalar("episode/box_opened", rec["box_opened"], steps)
+    for key, value in losses.items():
+        if key != "train/n_updates":
+            writer.add_scalar(key, value, steps)
+    total = trainer.stats.env_s + trainer.stats.policy_s + trainer.stats.buffer_s
+    if total > 0:
+        writer.add_scalar("time/env_share_of_rollout", trainer.stats.env_s / total, steps)
+    if infl is not None:
+        writer.add_scalar("influence/weight", infl.influence_weight, steps)
+        loss, acc, _ = infl.moa_stats()
+        writer.add_scalar("influence/moa_loss", float(np.nanmean(loss)), steps)
+        writer.add_scalar("influence/moa_accuracy", float(np.nanmean(acc)), steps)
+
+
+def _progress_bar(args: TrainArgs, initial: int):
+    if not args.progress:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=args.total_steps, initial=initial, unit="step", unit_scale=True, dynamic_ncols=True,
+                desc=f"{Path(args.agent).stem}/{args.game}/s{args.seed}")
+
+
+# ----------------------------------------------------------------------------------------------
+# CLI
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ssd-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    d = TrainArgs()
+    p.add_argument("--agent", default=d.agent, help="zoo config name or path to a YAML config (default: %(default)s)")
+    p.add_argument("--game", default=d.game, help="cleanup, harvest, box_trapped, cleanup_small, harvest_small (default: %(default)s)")
+    p.add_argument("--total-steps", type=int, default=d.total_steps, help="budget in agent-steps (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--num-worlds", type=int, default=d.num_worlds, help="worlds stepped together (default: %(default)s)")
+    p.add_argument("--num-agents", type=int, default=None, help="agents per world (default: the game's)")
+    p.add_argument("--max-cycles", type=int, default=None, help="episode length (default: the game's)")
+    p.add_argument("--run-dir", default=None, help="default: runs/<game>/<agent>/seed<seed>")
+    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, help="agent-steps (default: %(default)s)")
+    p.add_argument("--keep-checkpoints", type=int, default=d.keep_checkpoints)
+    p.add_argument("--fresh", action="store_true", help="start over instead of resuming from the last checkpoint")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set ppo.ent_coef=0.01 (repeatable)")
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.add_argument("--no-tensorboard", dest="tensorboard", action="store_false")
+    p.add_argument("--torch-threads", type=int, default=d.torch_threads)
+    p.add_argument("--device", default=d.device)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    ns = parser().parse_args(argv)
+    args = TrainArgs(**vars(ns))
+    try:
+        summary = run_training(args)
+    except ConfigError as exc:
+        print(f"ssd-train: error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -119,7 +119,7 @@ def record_episode(env, policy: Callable[[str, Any], int] | Callable[[dict], dic
     if getattr(env, "render_mode", None) != "rgb_array":
         raise ValueError("record_episode needs an env made with render_mode='rgb_array'")
     obs, _ = env.reset(seed=seed)
-    per_agent = policy is not None and len(inspect.signature(policy).parameters) == 2
+    per_agent = policy is not None and sum(p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in inspect.signature(policy).parameters.values()) == 2  # noqa: E501
     frames = [_frame(env, with_views)]
     steps = 0
     while env.agents and (max_steps is None or steps < max_steps):

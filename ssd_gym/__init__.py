@@ -46,6 +46,10 @@ def _register_gym_envs() -> None:
 
 _register_gym_envs()
 
+# PettingZoo-style versioned modules, also reachable as attributes (ssd_gym.cleanup_v0 ...)
+from . import box_trapped_v0, cleanup_small_v0, cleanup_v0, harvest_small_v0, harvest_v0  # noqa: E402
+
 __all__ = ["parallel_env", "env", "raw_env", "vector_env", "GAMES", "GYM_IDS", "make_game",
            "metrics", "parse_map", "MapError", "draw_world", "record_episode",
-           "save_episode_video", "write_video"]
+           "save_episode_video", "write_video", "cleanup_v0", "harvest_v0", "box_trapped_v0",
+           "cleanup_small_v0", "harvest_small_v0"]

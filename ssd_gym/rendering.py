@@ -159,7 +159,15 @@ def write_video(frames: list[np.ndarray], path: str, fps: int = 8) -> str:
         raise ValueError("no frames to write")
     ext = os.path.splitext(path)[1].lower()
     if ext == ".gif":
-        iio.imwrite(path, np.stack(frames), duration=1000.0 / fps, loop=0)
+        arr = np.stack(frames)
+        # Pillow merges identical consecutive GIF frames; nudge one bit of one pixel of each
+        # repeated frame (invisible) so that a GIF keeps exactly one frame per step.
+        same = np.all(arr[1:] == arr[:-1], axis=(1, 2, 3))
+        if same.any():
+            arr = arr.copy()
+            idx = np.flatnonzero(same) + 1
+            arr[idx, 0, 0, 2] ^= (idx % 2 + 1).astype(np.uint8)
+        iio.imwrite(path, arr, duration=1000.0 / fps, loop=0)
     elif ext == ".mp4":
         try:
             import imageio_ffmpeg  # noqa: F401

@@ -208,9 +208,6 @@ def test_random_policy_and_views():
     assert np.array_equal(f[H + 4:H + 4 + tile.shape[0], :tile.shape[1]], tile)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Pillow's GIF writer merges identical consecutive frames, "
-                   "so a GIF of an episode where nothing changes has fewer than steps+1 frames "
-                   "(the durations are summed, so playback timing is right)")
 def test_gif_keeps_identical_frames(tmp_path):
     env = ssd_gym.parallel_env("box_trapped", render_mode="rgb_array", render_scale=2, max_cycles=5)
     path = tmp_path / "still.gif"

@@ -58,7 +58,9 @@ class SSDJointEnv(gym.Env):
         r = np.array([rewards[ag] for ag in self.agents], dtype=np.float64)
         info: dict[str, Any] = {"rewards": r, "extrinsic_reward": r.copy()}
         if "episode" in infos[self.agents[0]]:
-            info["episode"] = infos[self.agents[0]]["episode"]
+            episode = dict(infos[self.agents[0]]["episode"])
+            episode.pop("agent_return", None)  # per-agent; the joint env has all in "returns"
+            info["episode"] = episode
         truncated = bool(truncations[self.agents[0]])
         return self._flatten(obs), float(r.sum()), False, truncated, info
 

@@ -72,7 +72,8 @@ class Game:
         if unknown:
             raise TypeError(
                 f"unknown option(s) {unknown} for game {self.name!r}; valid game options are "
-                f"{sorted(valid | {'num_agents', 'max_cycles', 'ascii_map', 'rules', 'view_radius', 'beam_length'})}"
+                f"{sorted(valid | {'num_agents', 'max_cycles', 'ascii_map', 'rules', 'view_radius', 'beam_length'})} "
+                f"(and, for the env faces, obs_mode, render_mode, render_scale)"
             )
         self.num_agents = check_int("num_agents", self.default_num_agents if num_agents is None else num_agents)
         self.max_cycles = check_int("max_cycles", self.default_max_cycles if max_cycles is None else max_cycles)

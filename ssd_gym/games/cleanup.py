@@ -71,9 +71,9 @@ class Cleanup(Game):
         steps = int(engine.t[b])
         hist = engine.waste_history[b, : steps + 1]
         return {
-            "waste_density_mean": float(hist.mean()),
+            "waste_density_mean": float(hist.astype(np.float64).mean()),
             "waste_density_final": float(hist[-1]),
-            "waste_density_history": hist.astype(np.float64).round(6).tolist(),
+            "waste_density_history": hist.astype(np.float64).tolist(),
         }
 
 

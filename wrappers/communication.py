@@ -43,7 +43,7 @@ class CommunicationChannel(InfluenceMixin, SocialWrapper):
                  moa_sees_hidden_actions: bool = False, lr: float = 1e-3, train_every: int = 32,
                  bptt: int = 16, train_iters: int = 1, obs_key: str = "rgb",
                  visibility_key: str = "others_visible", seed: int = 0, device: str = "cpu",
-                 torch_threads: int | None = None):
+                 torch_threads: int | None = 1):
         vocab_size = check_int("vocab_size", vocab_size, minimum=2)
         beta = check_weight("beta", beta)
         alpha = check_weight("alpha", alpha)
@@ -75,8 +75,6 @@ class CommunicationChannel(InfluenceMixin, SocialWrapper):
                 raise ValueError(f"influence needs the same action space for every agent, got {acts}")
             self.reader = ObsReader(env.observation_space(agents[0]), obs_key, visibility_key, n,
                                     "CommunicationChannel")
-            if torch_threads is not None:
-                torch.set_num_threads(torch_threads)
             self.engine = InfluenceEngine(1, n, int(acts[0].n), self.reader.shape,
                                           num_symbols=vocab_size, cf_on="symbol", **kw)
         self.global_step = 0

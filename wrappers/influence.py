@@ -29,7 +29,7 @@ def engine_kwargs(*, divergence, clip, influence_only_visible, train_only_visibl
                 train_only_visible=bool(train_only_visible),
                 moa_sees_hidden_actions=bool(moa_sees_hidden_actions), lr=float(lr),
                 train_every=int(train_every), bptt=int(bptt), train_iters=int(train_iters),
-                seed=int(seed), device=device)
+                seed=int(seed), device=device, torch_threads=torch_threads)
 
 
 class InfluenceMixin:
@@ -98,8 +98,9 @@ class InfluenceReward(InfluenceMixin, SocialWrapper):
     Defaults: ``beta = 1.0`` and ``curriculum_steps = 0`` (no ramp); the paper's best beta is 0.620
     (Cleanup) / 2.521 (Harvest) with a curriculum of C = 40 / 226 (units unstated, likely 1e6
     steps); the reference repo uses weight 1.0 / 2.521.  ``clip = 10`` as in the reference repo.
-    ``torch_threads`` (when set) calls ``torch.set_num_threads`` (global): 1 is fastest for these
-    small tensors.  ``seed`` fixes the MOA's initial weights.
+    ``torch_threads`` (default 1): torch's thread count while the MOA runs, set and restored around
+    each step (the tensors are tiny, so extra intra-op threads only add synchronisation, and on a
+    busy machine they can make each step 10x slower); ``None`` leaves torch's setting alone.  ``seed`` fixes the MOA's initial weights.
     """
 
     def __init__(self, env, beta: float = 1.0, divergence: str = "kl", alpha: float = 1.0,
@@ -107,7 +108,7 @@ class InfluenceReward(InfluenceMixin, SocialWrapper):
                  train_only_visible: bool = True, moa_sees_hidden_actions: bool = False,
                  lr: float = 1e-3, train_every: int = 32, bptt: int = 16, train_iters: int = 1,
                  obs_key: str = "rgb", visibility_key: str = "others_visible", seed: int = 0,
-                 device: str = "cpu", torch_threads: int | None = None):
+                 device: str = "cpu", torch_threads: int | None = 1):
         beta = check_weight("beta", beta)
         alpha = check_weight("alpha", alpha)
         curriculum_steps = check_int("curriculum_steps", curriculum_steps, minimum=0)
@@ -126,8 +127,6 @@ class InfluenceReward(InfluenceMixin, SocialWrapper):
         self.num_actions = int(acts[0].n)
         self.reader = ObsReader(env.observation_space(agents[0]), obs_key, visibility_key, len(agents),
                                 "InfluenceReward")
-        if torch_threads is not None:
-            torch.set_num_threads(torch_threads)
         self.beta, self.alpha, self.curriculum_steps = beta, alpha, curriculum_steps
         self.divergence = divergence
         self.engine = InfluenceEngine(1, len(agents), self.num_actions, self.reader.shape, **kw)

@@ -206,7 +206,7 @@ class InfluenceEngine:
                  moa_sees_hidden_actions: bool = False, num_symbols: int | None = None,
                  cf_on: str = "action", lr: float = 1e-3, train_every: int = 32, bptt: int = 16,
                  train_iters: int = 1, stats_decay: float = 0.99, lstm_size: int = 128,
-                 seed: int = 0, device: str | torch.device = "cpu"):
+                 seed: int = 0, device: str | torch.device = "cpu", torch_threads: int | None = 1):
         if num_agents < 2:
             raise ValueError(f"influence needs at least 2 agents, got num_agents={num_agents}")
         if train_every % bptt != 0:
@@ -221,6 +221,7 @@ class InfluenceEngine:
         self.train_every, self.bptt, self.train_iters = train_every, bptt, train_iters
         self.stats_decay = stats_decay
         self.device = torch.device(device)
+        self.torch_threads = torch_threads
         n, a = num_agents, num_actions
         # slot layout per agent k: own action, others' actions (A = unknown), [own symbol, others']
         cards = [a] + [a + 1] * (n - 1)
@@ -309,6 +310,17 @@ class InfluenceEngine:
         return np.concatenate(parts, axis=2)
 
     def step(self, img, actions, vis=None, symbols=None, policy=None, policy_given=None):
+        """See :meth:`_step`; runs it with torch limited to ``torch_threads`` threads."""
+        if self.torch_threads is None:
+            return self._step(img, actions, vis, symbols, policy, policy_given)
+        before = torch.get_num_threads()
+        torch.set_num_threads(self.torch_threads)
+        try:
+            return self._step(img, actions, vis, symbols, policy, policy_given)
+        finally:
+            torch.set_num_threads(before)
+
+    def _step(self, img, actions, vis=None, symbols=None, policy=None, policy_given=None):
         """Process one environment step of every world.
 
         ``img`` uint8 ``[W, N, H, W, C]``: each agent's observation s_t (the one it acted on);

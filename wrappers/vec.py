@@ -144,7 +144,7 @@ class InfluenceRewardVecEnv(VecEnvWrapper):
                  train_only_visible: bool = True, moa_sees_hidden_actions: bool = False,
                  lr: float = 1e-3, train_every: int = 32, bptt: int = 16, train_iters: int = 1,
                  obs_key: str = "rgb", visibility_key: str = "others_visible", seed: int = 0,
-                 device: str = "cpu", torch_threads: int | None = None):
+                 device: str = "cpu", torch_threads: int | None = 1):
         beta, alpha = check_weight("beta", beta), check_weight("alpha", alpha)
         curriculum_steps = check_int("curriculum_steps", curriculum_steps, minimum=0)
         kw = engine_kwargs(divergence=divergence, clip=clip, influence_only_visible=influence_only_visible,
@@ -159,8 +159,6 @@ class InfluenceRewardVecEnv(VecEnvWrapper):
             raise ValueError(f"InfluenceRewardVecEnv needs a Discrete action space, got {venv.action_space}")
         reader = ObsReader(venv.observation_space, obs_key, visibility_key, n, type(self).__name__)
         super().__init__(venv)
-        if torch_threads is not None:
-            torch.set_num_threads(torch_threads)
         self.num_worlds, self.num_agents = w, n
         self.num_actions = int(venv.action_space.n)
         self.reader = reader

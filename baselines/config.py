@@ -46,7 +46,7 @@ class PPOConfig:
     """RecurrentPPO settings. ``lr_init -> lr_end`` is annealed linearly over the training budget."""
 
     n_steps: int = 128  # rollout length per slot between updates
-    batch_size: int = 512  # minibatch, in transitions (sb3-contrib cuts it into sequences)
+    batch_size: int = 2048  # minibatch, in transitions (sb3-contrib cuts it into sequences)
     n_epochs: int = 4
     gamma: float = 0.99  # paper
     gae_lambda: float = 0.95

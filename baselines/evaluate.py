@@ -1,0 +1,204 @@
+"""Evaluate a trained run: ``ssd-eval`` / ``python -m baselines.evaluate``.
+
+    ssd-eval runs/cleanup_small/a3c/seed0 --episodes 20 --video episode.gif
+
+Loads the run's newest checkpoint (or ``--checkpoint DIR``), plays ``--episodes`` episodes with the
+trained learners (sampled actions; ``--greedy`` for argmax), prints a Markdown table of the social
+outcome metrics (mean and 95% interval over episodes) and optionally writes a video of the first
+world's first episode (``.gif``; ``.mp4`` needs imageio-ffmpeg).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch as th
+from stable_baselines3.common.utils import obs_as_tensor
+
+from baselines.checkpoint import atomic_write_json, latest_checkpoint, load_state, restore_learners
+from baselines.config import ConfigError, from_dict
+from baselines.envs import METRIC_TITLES, METRICS, base_of, influence_wrapper, make_env
+from baselines.lockstep import as_learner_obs, make_learners, policy_step, slot_groups, take
+from baselines.train import episode_record
+
+# two-sided 95% Student-t quantiles for df = 1..30 (no scipy dependency)
+_T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+        2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
+
+
+def mean_ci95(values: list[float]) -> tuple[float, float]:
+    """Mean and half-width of the 95% t-interval (nan half-width for fewer than 2 values)."""
+    v = np.asarray([x for x in values if x is not None and not (isinstance(x, float) and math.isnan(x))], dtype=float)
+    if len(v) == 0:
+        return math.nan, math.nan
+    if len(v) < 2:
+        return float(v.mean()), math.nan
+    t = _T95[len(v) - 2] if len(v) - 1 <= len(_T95) else 1.96
+    return float(v.mean()), float(t * v.std(ddof=1) / math.sqrt(len(v)))
+
+
+def load_run(run_dir: str | Path, checkpoint: str | Path | None = None):
+    """(run.json contents, resolved config, checkpoint dir, checkpoint state) of a training run."""
+    run_dir = Path(run_dir)
+    info_path = run_dir / "run.json"
+    if not info_path.exists():
+        raise ConfigError(f"{run_dir} is not a training run directory (no run.json)")
+    info = json.loads(info_path.read_text())
+    cfg = from_dict(info["config"], source=str(info_path))
+    ckpt = Path(checkpoint) if checkpoint else latest_checkpoint(run_dir)
+    if ckpt is None or not (ckpt / "state.json").exists():
+        raise ConfigError(f"{run_dir} has no complete checkpoint yet")
+    return info, cfg, ckpt, load_state(ckpt)
+
+
+def evaluate_run(run_dir: str | Path, episodes: int = 10, seed: int = 12345, deterministic: bool = False,
+                 num_worlds: int | None = None, checkpoint: str | Path | None = None,
+                 video: str | Path | None = None, record_influence: bool = False) -> dict[str, Any]:
+    """Play ``episodes`` episodes with a run's checkpoint; returns per-episode records and a summary."""
+    if episodes < 1:
+        raise ConfigError(f"episodes must be >= 1, got {episodes}")
+    info, cfg, ckpt, state = load_run(run_dir, checkpoint)
+    a = info["args"]
+    num_worlds = int(num_worlds or min(episodes, a["num_worlds"]))
+    venv = make_env(cfg, a["game"], num_worlds, seed, a["total_steps"], num_agents=a["num_agents"], max_cycles=a["max_cycles"])
+    infl = influence_wrapper(venv)
+    if infl is not None:
+        infl.load_moa(str(ckpt / "moa.pt"))
+        infl.global_step = int(state["influence_global_step"])
+    n_agents = int(venv.num_agents)
+    groups = slot_groups(num_worlds, n_agents, cfg.sharing)
+    learners = make_learners(cfg, venv.observation_space, venv.action_space, groups, seed=seed)
+    restore_learners(ckpt, learners, state)
+    for learner in learners:
+        learner.policy.set_training_mode(False)
+
+    base = base_of(venv)
+    frames: list[np.ndarray] = []
+    obs = venv.reset()
+    lstm = [learner._last_lstm_states for learner in learners]
+    starts = [np.ones(len(g), dtype=bool) for g in groups]
+    actions_all = np.zeros(venv.num_envs, dtype=np.int64)
+    probs_all = np.zeros((venv.num_envs, venv.action_space.n), dtype=np.float32)
+    records: list[dict[str, Any]] = []
+    trace: list[float] = []
+    first_episode_done = False
+    if video:
+        frames.append(_frame(base))
+    while len(records) < episodes:
+        for k, (learner, group) in enumerate(zip(learners, groups)):
+            obs_t = obs_as_tensor(as_learner_obs(learner, take(obs, group)), learner.device)
+            act, _, _, lstm[k], probs = policy_step(learner.policy, obs_t, lstm[k],
+                                                    th.tensor(starts[k], dtype=th.float32), deterministic=deterministic)
+            actions_all[group] = act.cpu().numpy()
+            probs_all[group] = probs.cpu().numpy()
+        if infl is not None:
+            venv.set_action_probs(probs_all)
+        obs, _, dones, infos = venv.step(actions_all)
+        if record_influence and not first_episode_done and "influence_reward" in infos[0]:
+            trace.append(float(infos[0]["influence_reward"]))
+        if video and not first_episode_done and not dones[0]:
+            frames.append(_frame(base))
+        for k, group in enumerate(groups):
+            starts[k] = np.asarray(dones[group], dtype=bool)
+        for slot in np.flatnonzero(np.asarray(dones)[::n_agents]) * n_agents:
+            ep = infos[slot]["episode"]
+            rec = episode_record(ep, [infos[slot + i]["episode"]["r"] for i in range(n_agents)])
+            rec["returns"] = [float(infos[slot + i]["episode"]["r"]) for i in range(n_agents)]
+            if slot == 0 and not first_episode_done:
+                rec["first"] = True
+            records.append(rec)
+        if dones[0]:
+            first_episode_done = True
+    records = records[:episodes]
+    venv.close()
+    result: dict[str, Any] = {
+        "run_dir": str(run_dir), "checkpoint": str(ckpt), "agent": cfg.name, "game": a["game"],
+        "agent_steps": state["agent_steps"], "episodes": records, "deterministic": deterministic,
+        "summary": summarize(records),
+    }
+    if record_influence and trace:
+        first = next((r for r in records if r.get("first")), None)
+        open_step = first.get("box_open_step") if first else None
+        result["influence_trace"] = {"influence": trace, "open_step": open_step if open_step != "" else None}
+    if video:
+        result["video"] = _write_video(frames, str(video))
+    return result
+
+
+def summarize(records: list[dict[str, Any]]) -> dict[str, tuple[float, float]]:
+    """Mean and 95% half-width over episodes of each metric present."""
+    out = {}
+    for key in (*METRICS, "box_opened", "box_open_step"):
+        vals = [r[key] for r in records if r.get(key, "") != ""]
+        if vals:
+            out[key] = mean_ci95([float(v) for v in vals])
+    return out
+
+
+def markdown_table(result: dict[str, Any]) -> str:
+    s = result["summary"]
+    lines = [f"{result['agent']} on {result['game']} ({result['agent_steps']} agent-steps), "
+             f"{len(result['episodes'])} episodes, {'greedy' if result['deterministic'] else 'sampled'} actions", "",
+             "| metric | mean | 95% interval |", "|---|---|---|"]
+    for key, (m, h) in s.items():
+        lines.append(f"| {METRIC_TITLES.get(key, key)} | {m:.3f} | {'±%.3f' % h if not math.isnan(h) else 'n/a'} |")
+    return "\n".join(lines)
+
+
+def _frame(base) -> np.ndarray:
+    if hasattr(base, "engine"):
+        from ssd_gym.rendering import draw_world
+
+        return draw_world(base.engine, 0, 8)
+    return np.asarray(base.render())
+
+
+def _write_video(frames: list[np.ndarray], path: str, fps: int = 8) -> str:
+    try:
+        from ssd_gym.rendering import write_video
+    except ImportError:  # pragma: no cover - ssd_gym always ships it
+        import imageio.v3 as iio
+
+        iio.imwrite(path, np.stack(frames), duration=1000.0 / fps, loop=0)
+        return path
+    return write_video(frames, path, fps=fps)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ssd-eval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run_dir", help="a training run directory (holds run.json and checkpoints/)")
+    p.add_argument("--checkpoint", default=None, help="a checkpoint directory (default: the newest)")
+    p.add_argument("--episodes", type=int, default=10)
+    p.add_argument("--seed", type=int, default=12345)
+    p.add_argument("--num-worlds", type=int, default=None)
+    p.add_argument("--greedy", action="store_true", help="argmax actions instead of sampling")
+    p.add_argument("--video", default=None, help="write the first episode to this .gif / .mp4")
+    p.add_argument("--json", default=None, help="also write all episode records to this JSON file")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    ns = parser().parse_args(argv)
+    th.set_num_threads(1)
+    try:
+        res = evaluate_run(ns.run_dir, episodes=ns.episodes, seed=ns.seed, deterministic=ns.greedy,
+                           num_worlds=ns.num_worlds, checkpoint=ns.checkpoint, video=ns.video)
+    except ConfigError as exc:
+        print(f"ssd-eval: error: {exc}", file=sys.stderr)
+        return 2
+    print(markdown_table(res))
+    if res.get("video"):
+        print(f"\nvideo: {res['video']}")
+    if ns.json:
+        atomic_write_json(ns.json, res)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

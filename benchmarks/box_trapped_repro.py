@@ -1,0 +1,159 @@
+"""Box Trapped reproduction (Jaques et al. 2019, supplement section 3, Figs. 4-5).
+
+Trains ``a3c`` and ``influence_moa`` on Box Trapped (3 seeds each, same budget, two processes at a
+time), then evaluates every seed for 100 episodes and writes to ``--out``:
+
+* ``box_trapped_table.md`` / ``.csv``: share of episodes in which the influencer opens the box, per
+  config and seed (sampled actions, i.e. the trained stochastic policy, and greedy actions);
+* ``box_trapped_open_step.png``: histogram of the step at which the box is opened (paper Fig. 4);
+* ``box_trapped_influence.png``: influence reward of the influencer over one trajectory (Fig. 5).
+
+    python benchmarks/box_trapped_repro.py --total-steps 400000
+    python benchmarks/box_trapped_repro.py --phase eval      # evaluate already trained runs
+
+Paper: a selfish A3C influencer opens the box in 0% of trajectories, the influence agent in 88%.
+Training resumes from checkpoints, so an interrupted run can simply be started again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+CONFIGS = ("a3c", "influence_moa")
+
+
+def _train_one(job: tuple[str, int, int, int, str]) -> dict:
+    agent, seed, total, worlds, root = job
+    import torch
+
+    torch.set_num_threads(1)
+    from baselines.train import TrainArgs, run_training
+
+    run_dir = Path(root) / agent / f"seed{seed}"
+    summary_path = run_dir / "summary.json"
+    if summary_path.exists():
+        s = json.loads(summary_path.read_text())
+        if s.get("agent_steps", 0) >= total:
+            return s
+    args = TrainArgs(agent=agent, game="box_trapped", total_steps=total, seed=seed, num_worlds=worlds,
+                     run_dir=str(run_dir), checkpoint_every=max(total // 5, 1), progress=False)
+    return run_training(args)
+
+
+def train(args: argparse.Namespace) -> None:
+    jobs = [(agent, seed, args.total_steps, args.num_worlds, args.runs) for agent in CONFIGS for seed in range(args.seeds)]
+    t0 = time.time()
+    with mp.get_context("spawn").Pool(args.jobs) as pool:
+        for s in pool.imap_unordered(_train_one, jobs):
+            print(f"[{time.time() - t0:7.1f}s] trained {s['agent']} seed {s['seed']}: {s['agent_steps']} agent-steps, "
+                  f"{s.get('agent_steps_per_s', '?')} agent-steps/s", flush=True)
+    print(f"training wall time: {time.time() - t0:.0f} s")
+
+
+def evaluate_all(args: argparse.Namespace) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from baselines.evaluate import evaluate_run
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    open_steps: dict[str, list[int]] = {c: [] for c in CONFIGS}
+    trace = None
+    for agent in CONFIGS:
+        for seed in range(args.seeds):
+            run_dir = Path(args.runs) / agent / f"seed{seed}"
+            row = {"config": agent, "seed": seed}
+            for mode, greedy in (("sampled", False), ("greedy", True)):
+                res = evaluate_run(run_dir, episodes=args.episodes, seed=10_000 + seed, deterministic=greedy,
+                                   num_worlds=min(args.episodes, 50), record_influence=(agent == "influence_moa"))
+                eps = res["episodes"]
+                opened = [e["box_opened"] for e in eps]
+                row[f"open_share_{mode}"] = float(np.mean(opened))
+                steps = [int(e["box_open_step"]) for e in eps if e["box_opened"]]
+                row[f"median_open_step_{mode}"] = float(np.median(steps)) if steps else float("nan")
+                if mode == "sampled":
+                    open_steps[agent] += steps
+                    if agent == "influence_moa" and trace is None and res.get("influence_trace") is not None:
+                        trace = res["influence_trace"]
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    _write_table(out, rows, args)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5), sharey=True)
+    for ax, agent in zip(axes, CONFIGS):
+        ax.hist(open_steps[agent], bins=np.arange(0, 101, 2), color="tab:purple")
+        n_eps = args.episodes * args.seeds
+        ax.set_title(f"{agent}: box opened in {len(open_steps[agent])}/{n_eps} episodes")
+        ax.set_xlabel("step at which the box is opened")
+    axes[0].set_ylabel("episodes (sampled actions)")
+    fig.tight_layout()
+    fig.savefig(out / "box_trapped_open_step.png", dpi=110)
+    plt.close(fig)
+    if trace is not None:
+        fig, ax = plt.subplots(figsize=(7, 3))
+        ax.plot(trace["influence"], color="tab:purple", label="influencer's influence reward")
+        if trace.get("open_step") is not None:
+            ax.axvline(trace["open_step"], color="k", ls="--", lw=1, label=f"box opened (step {trace['open_step']})")
+        ax.set_xlabel("step")
+        ax.set_ylabel("influence reward (raw, unweighted)")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out / "box_trapped_influence.png", dpi=110)
+        plt.close(fig)
+
+
+def _write_table(out: Path, rows: list[dict], args: argparse.Namespace) -> None:
+    import csv
+
+    keys = list(rows[0])
+    with open(out / "box_trapped_table.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+    lines = [f"Box Trapped, {args.total_steps} agent-steps per run, {args.episodes} evaluation episodes per seed", "",
+             "| config | seed | box opened (sampled) | median open step (sampled) | box opened (greedy) | median open step (greedy) |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['config']} | {r['seed']} | {r['open_share_sampled']:.0%} | {r['median_open_step_sampled']:.0f} | "
+                     f"{r['open_share_greedy']:.0%} | {r['median_open_step_greedy']:.0f} |")
+    for agent in CONFIGS:
+        sub = [r for r in rows if r["config"] == agent]
+        lines.append(f"| **{agent} mean** | {len(sub)} seeds | {np.mean([r['open_share_sampled'] for r in sub]):.0%} | | "
+                     f"{np.mean([r['open_share_greedy'] for r in sub]):.0%} | |")
+    (out / "box_trapped_table.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--phase", choices=("all", "train", "eval"), default="all")
+    p.add_argument("--total-steps", type=int, default=400_000, help="agent-steps per run (default: %(default)s)")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--episodes", type=int, default=100)
+    p.add_argument("--num-worlds", type=int, default=32)
+    p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
+    p.add_argument("--runs", default="runs/box_trapped_repro")
+    p.add_argument("--out", default="benchmarks/results/box_trapped")
+    args = p.parse_args(argv)
+    if args.phase in ("all", "train"):
+        train(args)
+    if args.phase in ("all", "eval"):
+        evaluate_all(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

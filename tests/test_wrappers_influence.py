@@ -34,10 +34,9 @@ def hand_set(env):
         logits = torch.log(torch.tensor(P, dtype=torch.float32))  # [C, A]
         logits = logits[None, None, :, None, :].expand(n, b, 2, n - 1, 2)
         zeros = torch.zeros(n, b, 2, hsz)
-        return logits, zeros, zeros
+        return logits, zeros, zeros, torch.zeros(n, b, 2)  # uniform self-model
 
     model.counterfactual_step = cf_step
-    model.self_logits = lambda feat, h: torch.zeros(n, feat.shape[1], 2)
     return env
 
 

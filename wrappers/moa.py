@@ -114,15 +114,16 @@ class MOA(nn.Module):
         self.fc1 = BatchedLinear(n, conv_out, fc_size, True, gen)
         self.fc2 = BatchedLinear(n, fc_size, fc_size, True, gen)
         hid4 = 4 * lstm_size
-        self.lstm_x = BatchedLinear(n, fc_size, hid4, True, gen)
-        self.lstm_h = BatchedLinear(n, lstm_size, hid4, False, gen)
+        # One input layer on (feature_t, h_{t-1}) gives the LSTM gates (first 4H columns) and the
+        # self-model's logits (last C columns) in the same matmuls: both read exactly those inputs.
+        self.in_x = BatchedLinear(n, fc_size, hid4 + self.num_cf, True, gen)
+        self.in_h = BatchedLinear(n, lstm_size, hid4 + self.num_cf, False, gen)
         # gate layout (i, f, o, g); rows n*dim_cat .. (n+1)*dim_cat-1 belong to agent n
         self.cat_table = nn.Parameter((torch.rand(n * self.dim_cat, hid4, generator=gen) * 2 - 1)
                                       / math.sqrt(fc_size + len(self.cards)))
         with torch.no_grad():  # forget-gate bias 1: keeps early gradients alive
-            self.lstm_x.bias[..., lstm_size:2 * lstm_size] = 1.0
+            self.in_x.bias[..., lstm_size:2 * lstm_size] = 1.0
         self.head = BatchedLinear(n, lstm_size, (n - 1) * a, True, gen)
-        self.self_head = BatchedLinear(n, fc_size + lstm_size, self.num_cf, True, gen)
         scale = torch.ones(hid4)
         scale[3 * lstm_size:] = 2.0
         self.register_buffer("gate_scale", scale)
@@ -150,10 +151,15 @@ class MOA(nn.Module):
             return idx + self.offsets
         return idx[..., slots] + self.offsets[slots]
 
-    def input_gates(self, feat: torch.Tensor, idx: np.ndarray, drop_cf: bool = False) -> torch.Tensor:
-        """The LSTM gates' input part ``[N, B, 4H]`` (everything except the recurrent term)."""
+    def pre_activations(self, feat: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """``[N, B, 4H + C]``: LSTM gates without the one-hot input, then self-model logits."""
+        return torch.baddbmm(self.in_x(feat), h, self.in_h.weight)
+
+    def split(self, pre: torch.Tensor, idx: np.ndarray, drop_cf: bool = False):
+        """Pre-activations + one-hot input -> (gates ``[N, B, 4H]``, self-model logits ``[N, B, C]``)."""
+        h4 = 4 * self.lstm_size
         rows = self.slot_index(idx, self.keep_slots if drop_cf else None)
-        return self.lstm_x(feat) + self.embed(rows)
+        return pre[..., :h4] + self.embed(rows), pre[..., h4:]
 
     def cell(self, gates: torch.Tensor, c: torch.Tensor):
         """LSTM cell on precomputed gates (layout i, f, o, g)."""
@@ -164,9 +170,6 @@ class MOA(nn.Module):
         c2 = torch.addcmul(f * c, i, g)
         return o * _tanh(c2), c2
 
-    def self_logits(self, feat: torch.Tensor, h_prev: torch.Tensor) -> torch.Tensor:
-        return self.self_head(torch.cat([feat, h_prev], dim=-1))
-
     def predict(self, h: torch.Tensor) -> torch.Tensor:
         """LSTM output ``[N, B, H]`` -> logits ``[N, B, N-1, A]``."""
         out = self.head(h)
@@ -176,17 +179,17 @@ class MOA(nn.Module):
     def counterfactual_step(self, feat, idx, h, c):
         """One LSTM step for every counterfactual value of the own slot at once.
 
-        ``idx``: raw slot values ``[N, B, S]`` (numpy).  Returns ``cf_logits [N, B, C, N-1, A]``
-        and the per-value states ``h, c [N, B, C, H]``.
+        ``idx``: raw slot values ``[N, B, S]`` (numpy).  Returns ``cf_logits [N, B, C, N-1, A]``,
+        the per-value states ``h, c [N, B, C, H]`` and the self-model logits ``[N, B, C]``.
         """
         n, b = feat.shape[:2]
-        base = self.input_gates(feat, idx, drop_cf=True) + self.lstm_h(h)  # [N, B, 4H]
+        base, self_logits = self.split(self.pre_activations(feat, h), idx, drop_cf=True)  # [N, B, 4H]
         off = int(self.offsets[self.cf_slot])
         cf_rows = self.cat_table.view(n, self.dim_cat, -1)[:, off:off + self.num_cf]  # [N, C, 4H]
         gates = base.unsqueeze(2) + cf_rows.unsqueeze(1)  # [N, B, C, 4H]
         h2, c2 = self.cell(gates, c.unsqueeze(2))
         logits = self.predict(h2.reshape(n, b * self.num_cf, -1))
-        return logits.reshape(n, b, self.num_cf, self.num_agents - 1, self.num_actions), h2, c2
+        return logits.reshape(n, b, self.num_cf, self.num_agents - 1, self.num_actions), h2, c2, self_logits
 
 
 class InfluenceEngine:
@@ -239,7 +242,6 @@ class InfluenceEngine:
         self.h = torch.zeros(n, self.W, self.H, device=self.device)
         self.c = torch.zeros(n, self.W, self.H, device=self.device)
         self.first = np.ones(self.W, dtype=bool)
-        self._pending = None  # acting-time predictions of step t-1, scored at step t
         self._pmi_pending = None
         # running statistics (exponential moving sums so accuracy = correct / count)
         self._loss_sum = np.zeros((n, n - 1))
@@ -279,23 +281,6 @@ class InfluenceEngine:
             acc = self._correct.sum(1) / self._count.sum(1)
             pair_acc = self._correct / self._count
         return loss, acc, pair_acc
-
-    def _score_pending(self, actions_t, vis_t):
-        if self._pending is None:
-            return
-        logits = self._pending  # [N, W, N-1, A]
-        target = torch.as_tensor(actions_t[:, self.others].transpose(1, 0, 2))  # [N, W, N-1]
-        mask = np.broadcast_to(~self.first[None, :, None], target.shape).copy()
-        if self.train_only_visible:
-            mask &= vis_t.transpose(1, 0, 2)
-        ce = F.cross_entropy(logits.reshape(-1, self.A), target.reshape(-1), reduction="none")
-        ce = ce.reshape(target.shape).numpy()
-        correct = (logits.argmax(-1) == target).numpy()
-        d = self.stats_decay
-        m = mask.astype(np.float64)
-        self._loss_sum = d * self._loss_sum + (ce * m).sum(1)
-        self._correct = d * self._correct + (correct * m).sum(1)
-        self._count = d * self._count + m.sum(1)
 
     # ---------------------------------------------------------------- main step
     def slot_values(self, actions, vis, symbols):
@@ -339,23 +324,21 @@ class InfluenceEngine:
         if symbols is not None:
             symbols = np.asarray(symbols, dtype=np.int64).reshape(w, n)
 
-        self._score_pending(actions, vis)
         pmi_out = self._deliver_pmi(actions)
 
-        first_t = torch.as_tensor(self.first)
-        if first_t.any():  # new episodes start from a zero state
-            keep = (~first_t).float()[None, :, None]
+        if self.first.any():  # new episodes start from a zero state
+            keep = torch.from_numpy((~self.first).astype(np.float32))[None, :, None]
             self.h, self.c = self.h * keep, self.c * keep
         idx_np = self.slot_values(actions, vis, symbols)
         with torch.no_grad():
             patches = torch.from_numpy(im2col(np.asarray(img, dtype=np.uint8))).to(self.device)
             feat = self.model.encode(patches, w)  # [N, W, fc]
-            probs = torch.softmax(self.model.self_logits(feat, self.h), -1)  # learned self-model
+            cf_logits, h2, c2, self_logits = self.model.counterfactual_step(feat, idx_np, self.h, self.c)
+            probs = torch.softmax(self_logits, -1)  # learned self-model of the agent's own policy
             if policy is not None:
-                given = torch.as_tensor(np.asarray(policy_given, dtype=bool).T)[:, :, None]
-                sup = torch.as_tensor(np.asarray(policy, dtype=np.float32)).transpose(0, 1)
+                given = torch.from_numpy(np.asarray(policy_given, dtype=bool).T.copy())[:, :, None]
+                sup = torch.from_numpy(np.asarray(policy, dtype=np.float32).transpose(1, 0, 2).copy())
                 probs = torch.where(given, sup, probs)
-            cf_logits, h2, c2 = self.model.counterfactual_step(feat, idx_np, self.h, self.c)
             actual = torch.from_numpy(cf_actual.T.copy())  # [N, W]
             gi = actual[:, :, None, None].expand(n, w, 1, self.H)
             new_h = h2.gather(2, gi).squeeze(2)
@@ -374,9 +357,6 @@ class InfluenceEngine:
                     per_pair = per_pair * mask
                 per_pair = per_pair.transpose(0, 1).numpy()
                 total = total.T.numpy()
-            # the acting-time prediction at the action really taken, scored at t+1
-            gl = actual[:, :, None, None, None].expand(n, w, 1, n - 1, self.A)
-            self._pending = cf_logits.gather(2, gl).squeeze(2)
 
         self._store(img, idx_np, cf_actual, actions, vis)
         self.h, self.c = new_h, new_c
@@ -416,59 +396,38 @@ class InfluenceEngine:
         """Cross-entropy on the buffer: the prediction made at t is scored against the others'
         actions at t+1 (masked by visibility at t+1 and by episode ends); the self-model against
         the agent's own choice at t.  Truncated BPTT in chunks of ``bptt`` steps, all chunks and
-        worlds in one batch, each chunk starting from the state recorded while acting."""
-        T, L, n, w, H = self.train_every, self.bptt, self.N, self.W, self.H
+        worlds in one batch, each chunk starting from the state recorded while acting.
+
+        The first forward pass uses the weights the buffer was collected with, so it reproduces
+        the acting-time predictions: the running loss/accuracy come from it (held-out data)."""
+        T, L, n, w = self.train_every, self.bptt, self.N, self.W
         nc = T // L
-        m = self.model
-        patches = torch.from_numpy(im2col(self.buf_img[:T].reshape(T * w, n, *self.buf_img.shape[3:])))
-        idx = np.ascontiguousarray(self.buf_idx[:T].transpose(1, 0, 2, 3)).reshape(n, T * w, -1)
-        tgt = torch.from_numpy(self.buf_target[1:T + 1])  # others' actions at t+1
-        valid = ~self.buf_first[1:T + 1][:, None, :, None]  # [T, 1, W, 1]
-        if self.train_only_visible:
-            valid = valid & self.buf_vis[1:T + 1]
-        else:
-            valid = np.broadcast_to(valid, tgt.shape)
-        valid = torch.from_numpy(np.ascontiguousarray(valid)).float()
-        reset = torch.from_numpy(~self.buf_first[:T]).float()  # [T, W]
-        cf = torch.from_numpy(self.buf_cf[:T])  # [T, N, W]
-        h0 = torch.from_numpy(self.buf_h[0:T:L])  # [nc, N, W, H]
-        c0 = torch.from_numpy(self.buf_c[0:T:L])
 
         def chunked(x):  # [T, N, W, ...] -> [L, N, nc*W, ...]
             x = x.reshape(nc, L, n, w, *x.shape[3:]).permute(1, 2, 0, 3, *range(4, x.dim() + 1))
             return x.reshape(L, n, nc * w, *x.shape[4:])
 
-        for _ in range(self.train_iters):
-            feat = m.encode(patches, T * w)  # [N, T*W, fc], rows ordered (t, w)
-            gin = m.input_gates(feat, idx)
-            gin = chunked(gin.reshape(n, T, w, -1).transpose(0, 1))  # [L, N, nc*W, 4H]
-            featc = chunked(feat.reshape(n, T, w, -1).transpose(0, 1))
-            resetc = reset.reshape(nc, L, w).transpose(0, 1).reshape(L, 1, nc * w, 1)
-            h = h0.permute(1, 0, 2, 3).reshape(n, nc * w, H)
-            c = c0.permute(1, 0, 2, 3).reshape(n, nc * w, H)
-            need_reset = bool((resetc[1:] == 0).any())
-            outs, h_prev = [], []
-            for l in range(L):
-                if l > 0 and need_reset:  # zero the state where a new episode starts inside the chunk
-                    h, c = h * resetc[l], c * resetc[l]
-                h_prev.append(h)
-                h, c = m.cell(gin[l] + m.lstm_h(h), c)
-                outs.append(h)
-            hs = torch.stack(outs, dim=1)  # [N, L, nc*W, H]
-            logits = m.predict(hs.reshape(n, L * nc * w, H)).reshape(n, L, nc * w, n - 1, self.A)
-            logits = logits.transpose(0, 1)  # [L, N, nc*W, N-1, A]
-            tg = chunked(tgt)
-            vm = chunked(valid)
-            ce = F.cross_entropy(logits.reshape(-1, self.A), tg.reshape(-1), reduction="none")
-            moa_loss = (ce * vm.reshape(-1)).sum() / vm.sum().clamp_min(1.0)
-            # self-model: own choice at t from (feature_t, h_{t-1}), i.e. before seeing it
-            hp = torch.stack(h_prev, dim=1).reshape(n, L * nc * w, H)
-            sl = m.self_logits(featc.transpose(0, 1).reshape(n, L * nc * w, -1), hp)
-            sl = sl.reshape(n, L, nc * w, -1).transpose(0, 1)  # [L, N, nc*W, C]
-            self_loss = F.cross_entropy(sl.reshape(-1, self.num_cf), chunked(cf).reshape(-1))
-            loss = moa_loss + self_loss
+        valid = ~self.buf_first[1:T + 1][:, None, :, None]  # [T, 1, W, 1]: no target across episodes
+        if self.train_only_visible:
+            valid = valid & self.buf_vis[1:T + 1]  # visibility when the target action was taken
+        valid = np.broadcast_to(valid, self.buf_target[1:T + 1].shape)
+        batch = dict(
+            patches=torch.from_numpy(im2col(self.buf_img[:T].reshape(T * w, n, *self.buf_img.shape[3:]))),
+            idx=self.model.slot_index(np.ascontiguousarray(self.buf_idx[:T].transpose(1, 0, 2, 3)).reshape(n, T * w, -1)),
+            target=chunked(torch.from_numpy(self.buf_target[1:T + 1])),  # others' actions at t+1
+            valid=chunked(torch.from_numpy(np.ascontiguousarray(valid)).float()),
+            keep=torch.from_numpy(~self.buf_first[:T]).float().reshape(nc, L, w).transpose(0, 1).reshape(L, 1, nc * w, 1),
+            own=chunked(torch.from_numpy(self.buf_cf[:T])),  # own choice at t (self-model target)
+            h0=torch.from_numpy(self.buf_h[0:T:L]).permute(1, 0, 2, 3).reshape(n, nc * w, self.H),
+            c0=torch.from_numpy(self.buf_c[0:T:L]).permute(1, 0, 2, 3).reshape(n, nc * w, self.H),
+        )
+        if self.train_iters == 0:  # still score the predictions, without learning
+            with torch.no_grad():
+                self._forward_loss(batch, chunked, stats=True)
+        for it in range(self.train_iters):
+            moa_loss, self_loss = self._forward_loss(batch, chunked, stats=(it == 0))
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            (moa_loss + self_loss).backward()
             self.optimizer.step()
             self.last_train_loss = float(moa_loss.detach())
             self.train_steps += 1
@@ -477,6 +436,42 @@ class InfluenceEngine:
                     self.buf_target, self.buf_vis, self.buf_cf):
             buf[0] = buf[T]
         self.buf_len = 1
+
+    def _forward_loss(self, batch, chunked, stats: bool):
+        m, n, w, H, L = self.model, self.N, self.W, self.H, self.bptt
+        T = self.train_every
+        b = (T // L) * w
+        h4 = 4 * H
+        feat = m.encode(batch["patches"], T * w)  # [N, T*W, fc], rows ordered (t, w)
+        gx = m.in_x(feat)  # [N, T*W, 4H + C]: the input part of gates and self-model, all steps at once
+        gx = torch.cat([gx[..., :h4] + m.embed(batch["idx"]), gx[..., h4:]], dim=-1)
+        gin = chunked(gx.reshape(n, T, w, -1).transpose(0, 1))  # [L, N, nc*W, 4H + C]
+        keep = batch["keep"]
+        need_reset = bool((keep[1:] == 0).any())
+        h, c = batch["h0"], batch["c0"]
+        outs, self_logits = [], []
+        for t in range(L):
+            if t > 0 and need_reset:  # zero the state where a new episode starts inside the chunk
+                h, c = h * keep[t], c * keep[t]
+            pre = torch.baddbmm(gin[t], h, m.in_h.weight)
+            self_logits.append(pre[..., h4:])  # own choice at t from (feature_t, h_{t-1})
+            h, c = m.cell(pre[..., :h4], c)
+            outs.append(h)
+        hs = torch.stack(outs, dim=1).reshape(n, L * b, H)
+        logits = m.predict(hs).reshape(n, L, b, n - 1, self.A).transpose(0, 1)  # [L, N, b, N-1, A]
+        tg, vm = batch["target"], batch["valid"]
+        ce = F.cross_entropy(logits.reshape(-1, self.A), tg.reshape(-1), reduction="none").reshape(tg.shape)
+        moa_loss = (ce * vm).sum() / vm.sum().clamp_min(1.0)
+        sl = torch.stack(self_logits)  # [L, N, b, C]
+        self_loss = F.cross_entropy(sl.reshape(-1, self.num_cf), batch["own"].reshape(-1))
+        if stats:
+            with torch.no_grad():
+                correct = (logits.argmax(-1) == tg).float()
+                d = self.stats_decay ** T
+                self._loss_sum = d * self._loss_sum + (ce * vm).sum((0, 2)).double().numpy()
+                self._correct = d * self._correct + (correct * vm).sum((0, 2)).double().numpy()
+                self._count = d * self._count + vm.sum((0, 2)).double().numpy()
+        return moa_loss, self_loss
 
     # ---------------------------------------------------------------- persistence
     def save(self, path: str | os.PathLike) -> None:

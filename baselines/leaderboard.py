@@ -1,0 +1,337 @@
+"""Train the zoo on several games and seeds and rank it: ``ssd-leaderboard`` / ``python -m baselines.leaderboard``.
+
+    ssd-leaderboard --preset demo                       # ~2-3 minutes, prints the table
+    ssd-leaderboard --preset quick                      # small maps, <= 20 minutes on 2 CPU cores
+    ssd-leaderboard --preset paper --total-steps 5e7    # paper maps, 5 agents, 1000-step episodes
+
+Writes to ``--out`` (default ``leaderboard/<preset>``): ``leaderboard.md`` and ``leaderboard.csv``
+(collective return, equality, R*(1-G), sustainability, peace per game and config: mean and 95%
+interval over seeds), ``curves_<game>.png`` (learning curves of collective reward, equality and
+R*(1-G)), ``results/*.json`` (one per finished run) and ``runs/`` (the training runs).
+
+A run's score is the mean over the episodes that finished in the last 20% of its budget. Runs go
+two at a time (``--jobs``), each on one torch thread. Every file is written atomically (temp file +
+``os.replace``); run it again after an interruption and it skips finished runs and resumes
+unfinished ones from their checkpoints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import multiprocessing as mp
+import os
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from baselines.checkpoint import atomic_write_json, atomic_write_text
+from baselines.config import GAMES, ConfigError, check_game, resolve_agent, zoo_names
+from baselines.envs import METRIC_TITLES, METRICS
+
+ZOO = ("a3c", "visible_actions", "prosocial", "inequity_aversion", "influence_moa")
+CURVE_METRICS = ("collective_return", "equality", "equality_weighted_return")
+FINAL_FRACTION = 0.2  # score = mean over episodes in the last 20% of the budget
+
+
+@dataclass
+class Preset:
+    """What a leaderboard trains: zoo x games x seeds at one budget."""
+
+    games: tuple[str, ...]
+    agents: tuple[str, ...] = ZOO
+    seeds: int = 2
+    total_steps: int | None = None  # agent-steps per run; None: the user must give it
+    num_worlds: int = 16
+    num_agents: int | None = None
+    max_cycles: int | None = None
+    checkpoint_every: int = 50_000
+    overrides: tuple[str, ...] = ()
+
+
+PRESETS: dict[str, Preset] = {
+    # the README's first command: one small game, every config, one seed, a few seconds each
+    "demo": Preset(games=("cleanup_small",), seeds=1, total_steps=12_288, num_worlds=16, checkpoint_every=6_144,
+                   overrides=("influence.curriculum_fraction=0.2",)),
+    # small maps (3 agents, 200-step episodes), 2 seeds: <= 20 minutes on the 2-core CPU
+    "quick": Preset(games=("cleanup_small", "harvest_small"), seeds=2, total_steps=98_304, num_worlds=16,
+                    checkpoint_every=49_152, overrides=("influence.curriculum_fraction=0.2",)),
+    # the paper's maps, 5 agents, 1000-step episodes; the budget is the user's (--total-steps)
+    "paper": Preset(games=("cleanup", "harvest"), seeds=5, total_steps=None, num_worlds=16, num_agents=5,
+                    max_cycles=1000, checkpoint_every=1_000_000),
+}
+
+
+# ----------------------------------------------------------------------------------------------
+# one run
+
+
+def run_one(job: dict[str, Any]) -> dict[str, Any]:
+    """Train one (agent, game, seed) run (resuming if a checkpoint exists) and write its result JSON."""
+    import torch
+
+    torch.set_num_threads(1)
+    from baselines.train import TrainArgs, run_training
+
+    result_path = Path(job["result_path"])
+    if result_path.exists():
+        return json.loads(result_path.read_text())
+    args = TrainArgs(agent=job["agent"], game=job["game"], total_steps=job["total_steps"], seed=job["seed"],
+                     num_worlds=job["num_worlds"], num_agents=job["num_agents"], max_cycles=job["max_cycles"],
+                     run_dir=job["run_dir"], checkpoint_every=job["checkpoint_every"], overrides=list(job["overrides"]),
+                     progress=False, tensorboard=job.get("tensorboard", True))
+    summary = run_training(args)
+    final = final_scores(Path(job["run_dir"]) / "progress.csv", job["total_steps"])
+    result = {**{k: job[k] for k in ("agent", "game", "seed", "total_steps")}, "final": final,
+              "agent_steps_per_s": summary["agent_steps_per_s"], "wall_s": summary["wall_s_this_process"],
+              "run_dir": job["run_dir"]}
+    atomic_write_json(result_path, result)
+    return result
+
+
+def read_curve(path: Path) -> list[dict[str, float]]:
+    rows = []
+    for r in csv.DictReader(io.StringIO(path.read_text())):
+        rows.append({k: (float(v) if v not in ("", None) else math.nan) for k, v in r.items()})
+    return rows
+
+
+def final_scores(curve_path: Path, total_steps: int) -> dict[str, float]:
+    """Mean of each metric over the episodes that ended in the last FINAL_FRACTION of the budget."""
+    rows = read_curve(curve_path)
+    if not rows:
+        return {m: math.nan for m in METRICS}
+    last = max(r["agent_steps"] for r in rows)
+    cut = min(last, (1.0 - FINAL_FRACTION) * total_steps)
+    tail = [r for r in rows if r["agent_steps"] >= cut] or rows[-1:]
+    return {m: float(np.nanmean([r[m] for r in tail])) if any(not math.isnan(r[m]) for r in tail) else math.nan
+            for m in METRICS}
+
+
+# ----------------------------------------------------------------------------------------------
+# the board
+
+
+def plan(preset: Preset, out: Path) -> list[dict[str, Any]]:
+    if preset.total_steps is None:
+        raise ConfigError("this preset has no default budget: pass --total-steps (agent-steps per run)")
+    if preset.total_steps <= 0:
+        raise ConfigError(f"total_steps must be positive, got {preset.total_steps}")
+    if preset.seeds < 1:
+        raise ConfigError(f"seeds must be >= 1, got {preset.seeds}")
+    for g in preset.games:
+        check_game(g)
+    for a in preset.agents:
+        resolve_agent(a)
+    jobs = []
+    for game in preset.games:
+        for agent in preset.agents:
+            name = Path(agent).stem
+            for seed in range(preset.seeds):
+                jobs.append(dict(agent=agent, game=game, seed=seed, total_steps=int(preset.total_steps),
+                                 num_worlds=preset.num_worlds, num_agents=preset.num_agents, max_cycles=preset.max_cycles,
+                                 checkpoint_every=preset.checkpoint_every, overrides=list(preset.overrides),
+                                 run_dir=str(out / "runs" / game / name / f"seed{seed}"),
+                                 result_path=str(out / "results" / f"{game}__{name}__seed{seed}.json")))
+    return jobs
+
+
+def run_leaderboard(preset: Preset, out: Path, jobs: int = 2, verbose: bool = True) -> dict[str, Any]:
+    """Train what is missing, then write the table, CSV and plots. Returns the aggregated rows."""
+    out.mkdir(parents=True, exist_ok=True)
+    todo = plan(preset, out)
+    atomic_write_json(out / "preset.json", asdict(preset))
+    missing = [j for j in todo if not Path(j["result_path"]).exists()]
+    t0 = time.time()
+    if verbose:
+        print(f"leaderboard: {len(todo)} runs ({len(todo) - len(missing)} already done), {jobs} at a time", flush=True)
+    if missing:
+        if jobs <= 1:
+            results = map(run_one, missing)
+        else:
+            pool = mp.get_context("spawn").Pool(jobs)
+            results = pool.imap_unordered(run_one, missing)
+        for i, res in enumerate(results, 1):
+            if verbose:
+                f = res["final"]
+                print(f"[{time.time() - t0:6.0f}s] {i}/{len(missing)} {res['game']} {res['agent']} seed {res['seed']}: "
+                      f"R={f['collective_return']:.1f} eq={f['equality']:.2f} ({res['agent_steps_per_s']:.0f} agent-steps/s)",
+                      flush=True)
+        if jobs > 1:
+            pool.close()
+            pool.join()
+    results = [json.loads(Path(j["result_path"]).read_text()) for j in todo]
+    rows = aggregate(results)
+    write_table(out, rows, preset)
+    for game in preset.games:
+        plot_curves(out, game, [j for j in todo if j["game"] == game], preset.total_steps)
+    if verbose:
+        print((out / "leaderboard.md").read_text())
+        print(f"written: {out / 'leaderboard.md'}, {out / 'leaderboard.csv'}, "
+              + ", ".join(str(out / f'curves_{g}.png') for g in preset.games) + f"  ({time.time() - t0:.0f} s)")
+    return {"rows": rows, "wall_s": time.time() - t0}
+
+
+def aggregate(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    from baselines.evaluate import mean_ci95
+
+    rows = []
+    keys = sorted({(r["game"], Path(r["agent"]).stem) for r in results}, key=lambda k: (k[0], ZOO.index(k[1]) if k[1] in ZOO else 99, k[1]))
+    for game, agent in keys:
+        runs = [r for r in results if r["game"] == game and Path(r["agent"]).stem == agent]
+        row: dict[str, Any] = {"game": game, "config": agent, "seeds": len(runs)}
+        for m in METRICS:
+            mean, half = mean_ci95([r["final"][m] for r in runs])
+            row[m] = mean
+            row[f"{m}_ci95"] = half
+        rows.append(row)
+    return rows
+
+
+def write_table(out: Path, rows: list[dict[str, Any]], preset: Preset) -> None:
+    fields = ["game", "config", "seeds"] + [x for m in METRICS for x in (m, f"{m}_ci95")]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=fields)
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()})
+    atomic_write_text(out / "leaderboard.csv", buf.getvalue())
+
+    def cell(r: dict[str, Any], m: str) -> str:
+        mean, half = r[m], r[f"{m}_ci95"]
+        if math.isnan(mean):
+            return "n/a"
+        digits = 2 if m in ("equality",) else 1
+        return f"{mean:.{digits}f}" + (f" ± {half:.{digits}f}" if not math.isnan(half) else "")
+
+    lines = [f"Budget {preset.total_steps} agent-steps per run; score = mean over the episodes of the last "
+             f"{FINAL_FRACTION:.0%} of the budget; ± = 95% interval over seeds.", "",
+             "| game | config | seeds | " + " | ".join(METRIC_TITLES[m] for m in METRICS) + " |",
+             "|---|---|---|" + "---|" * len(METRICS)]
+    for r in rows:
+        lines.append(f"| {r['game']} | {r['config']} | {r['seeds']} | " + " | ".join(cell(r, m) for m in METRICS) + " |")
+    atomic_write_text(out / "leaderboard.md", "\n".join(lines) + "\n")
+
+
+def run_curve(rows: list[dict[str, float]], metric: str, max_points: int = 40) -> tuple[np.ndarray, np.ndarray]:
+    """(agent-steps, mean of ``metric``) per logging point (episodes are stamped at rollout ends),
+    merged into at most ``max_points`` consecutive groups."""
+    steps = np.array([r["agent_steps"] for r in rows])
+    vals = np.array([r[metric] for r in rows])
+    ok = ~np.isnan(vals)
+    xs = np.unique(steps[ok])
+    if len(xs) == 0:
+        return xs, xs
+    ys = np.array([vals[ok & (steps == x)].mean() for x in xs])
+    if len(xs) > max_points:
+        groups = np.array_split(np.arange(len(xs)), max_points)
+        xs = np.array([xs[g].mean() for g in groups])
+        ys = np.array([ys[g].mean() for g in groups])
+    return xs, ys
+
+
+def plot_curves(out: Path, game: str, jobs: list[dict[str, Any]], total_steps: int) -> Path:
+    """Learning curves (collective reward, equality, R*(1-G)) per config: mean over seeds +- 1 s.e."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(CURVE_METRICS), figsize=(5 * len(CURVE_METRICS), 3.6))
+    agents = list(dict.fromkeys(Path(j["agent"]).stem for j in jobs))
+    for agent in agents:
+        paths = [Path(j["run_dir"]) / "progress.csv" for j in jobs if Path(j["agent"]).stem == agent]
+        runs = [read_curve(p) for p in paths if p.exists()]
+        for ax, m in zip(axes, CURVE_METRICS):
+            curves = [run_curve(rows, m) for rows in runs]
+            curves = [c for c in curves if len(c[0])]
+            if not curves:
+                continue
+            grid = np.unique(np.concatenate([c[0] for c in curves]))
+            arr = np.array([np.interp(grid, x, y) for x, y in curves])
+            mean = arr.mean(axis=0)
+            se = arr.std(axis=0) / np.sqrt(len(arr))
+            line, = ax.plot(grid, mean, marker="o" if len(grid) < 15 else None, ms=3, label=agent)
+            ax.fill_between(grid, mean - se, mean + se, color=line.get_color(), alpha=0.2)
+    for ax, m in zip(axes, CURVE_METRICS):
+        ax.set_title(METRIC_TITLES[m])
+        ax.set_xlabel("agent-steps")
+        ax.set_xlim(0, total_steps)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"{game} (mean over seeds, band = 1 s.e.)")
+    fig.tight_layout()
+    path = out / f"curves_{game}.png"
+    fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{path.name}.", suffix=".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=100)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+# ----------------------------------------------------------------------------------------------
+# CLI
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ssd-leaderboard", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", choices=sorted(PRESETS), default="quick")
+    p.add_argument("--total-steps", type=float, default=None, help="agent-steps per run (overrides the preset; 5e7 is fine)")
+    p.add_argument("--seeds", type=int, default=None)
+    p.add_argument("--agents", default=None, help=f"comma-separated configs (default: {','.join(ZOO)})")
+    p.add_argument("--games", default=None, help=f"comma-separated games from {','.join(g for g in GAMES if g != 'fake')}")
+    p.add_argument("--num-worlds", type=int, default=None)
+    p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="runs in parallel (default: %(default)s)")
+    p.add_argument("--out", default=None, help="output directory (default: leaderboard/<preset>)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="config override applied to every run (repeatable)")
+    return p
+
+
+def preset_from_args(ns: argparse.Namespace) -> Preset:
+    preset = PRESETS[ns.preset]
+    changes: dict[str, Any] = {}
+    if ns.total_steps is not None:
+        if ns.total_steps <= 0 or ns.total_steps != int(ns.total_steps):
+            raise ConfigError(f"--total-steps must be a positive whole number of agent-steps, got {ns.total_steps}")
+        changes["total_steps"] = int(ns.total_steps)
+    if ns.seeds is not None:
+        changes["seeds"] = ns.seeds
+    if ns.agents:
+        changes["agents"] = tuple(a.strip() for a in ns.agents.split(",") if a.strip())
+    if ns.games:
+        changes["games"] = tuple(g.strip() for g in ns.games.split(",") if g.strip())
+    if ns.num_worlds is not None:
+        changes["num_worlds"] = ns.num_worlds
+    if ns.overrides:
+        changes["overrides"] = tuple(preset.overrides) + tuple(ns.overrides)
+    return replace(preset, **changes)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ns = parser().parse_args(argv)
+    try:
+        preset = preset_from_args(ns)
+        out = Path(ns.out or Path("leaderboard") / ns.preset)
+        run_leaderboard(preset, out, jobs=ns.jobs)
+    except ConfigError as exc:
+        print(f"ssd-leaderboard: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

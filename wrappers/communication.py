@@ -40,8 +40,8 @@ class CommunicationChannel(InfluenceMixin, SocialWrapper):
     def __init__(self, env, vocab_size: int, beta: float = 0.0, divergence: str = "kl",
                  alpha: float = 1.0, curriculum_steps: int = 0, clip: float = 10.0,
                  influence_only_visible: bool = True, train_only_visible: bool = True,
-                 moa_sees_hidden_actions: bool = False, lr: float = 1e-3, train_every: int = 32,
-                 bptt: int = 16, train_iters: int = 1, obs_key: str = "rgb",
+                 moa_sees_hidden_actions: bool = False, lr: float = 1e-3, train_every: int = 64,
+                 bptt: int = 8, train_iters: int = 1, obs_key: str = "rgb",
                  visibility_key: str = "others_visible", seed: int = 0, device: str = "cpu",
                  torch_threads: int | None = 1):
         vocab_size = check_int("vocab_size", vocab_size, minimum=2)

@@ -62,20 +62,24 @@ class BatchedLinear(nn.Module):
         return torch.baddbmm(self.bias, x, self.weight)
 
 
-def im2col(img: np.ndarray) -> np.ndarray:
-    """uint8 ``[B, N, H, W, C]`` -> 3x3 patches ``[N, C*9, B*(H-2)*(W-2)]`` (uint8, one small copy).
+def im2col(img) -> torch.Tensor:
+    """uint8 ``[B, N, H, W, C]`` -> float 3x3 patches ``[N, C*9, B*(H-2)*(W-2)]``.
 
     A 3x3 valid convolution is then one ``bmm`` of a ``[channels, C*9]`` weight per agent with
     these patches, several times faster on CPU than a grouped ``conv2d`` for such tiny images
-    (and this orientation, with the long axis last, is the fast one for ``bmm``).
+    (and this orientation, with the long axis last, is the fast one for ``bmm``).  The patches
+    are a strided view of the image, materialised by one copy.
     """
-    b, n, h, w, c = img.shape
-    v = np.lib.stride_tricks.sliding_window_view(img, (3, 3), axis=(2, 3))  # [B, N, H-2, W-2, C, 3, 3]
-    return np.ascontiguousarray(v.transpose(1, 4, 5, 6, 0, 2, 3)).reshape(n, c * 9, b * (h - 2) * (w - 2))
+    x = torch.as_tensor(np.asarray(img)).float()
+    b, n, h, w, c = x.shape
+    sb, sn, sh, sw, sc = x.stride()
+    v = x.as_strided((n, c, 3, 3, b, h - 2, w - 2), (sn, sc, sh, sw, sb, sh, sw))
+    return v.reshape(n, c * 9, b * (h - 2) * (w - 2))
 
 
 def _tanh(x: torch.Tensor) -> torch.Tensor:
-    """tanh via sigmoid: torch's CPU tanh is ~3x slower than sigmoid, and this is the hot path."""
+    """tanh via sigmoid: on large tensors torch's CPU tanh is ~3x slower than sigmoid, and the
+    counterfactual LSTM cell is the hot path."""
     s = torch.sigmoid(2.0 * x)
     if torch.is_grad_enabled():  # autograd needs the sigmoid output intact
         return s * 2.0 - 1.0
@@ -132,18 +136,18 @@ class MOA(nn.Module):
 
     # ---------------------------------------------------------------- pieces
     def encode(self, patches: torch.Tensor, batch: int) -> torch.Tensor:
-        """im2col patches ``[N, C*9, B*P]`` (uint8 or float) -> features ``[N, B, fc]``."""
+        """im2col patches ``[N, C*9, B*P]`` (float, 0..255) -> features ``[N, B, fc]``."""
         n, ch = self.num_agents, self.conv_channels
-        x = torch.baddbmm(self.conv_b, self.conv_w, patches.float(), alpha=1.0 / 255.0).relu_()
+        x = torch.baddbmm(self.conv_b, self.conv_w, patches, alpha=1.0 / 255.0).relu_()
         if batch > 1:  # [N, ch, B*P] -> [N, B, ch*P]
             x = x.reshape(n, ch, batch, -1).transpose(1, 2)
         x = x.reshape(n, batch, -1)
-        return _tanh(self.fc2(_tanh(self.fc1(x))))
+        return torch.tanh(self.fc2(torch.tanh(self.fc1(x))))  # small: plain tanh is fine here
 
     def embed(self, idx: np.ndarray) -> torch.Tensor:
         """Slot values ``[N, B, S]`` (numpy) -> sum of their one-hot weights ``[N, B, 4H]``."""
-        flat = torch.from_numpy((idx + self._agent_off).reshape(-1, idx.shape[-1])).to(self.cat_table.device)
-        return F.embedding_bag(flat, self.cat_table, mode="sum").reshape(*idx.shape[:2], -1)
+        flat = torch.from_numpy((idx + self._agent_off).reshape(-1)).to(self.cat_table.device)
+        return self.cat_table.index_select(0, flat).view(*idx.shape, -1).sum(2)
 
     def slot_index(self, idx: np.ndarray, slots=None) -> np.ndarray:
         """Add the slot offsets to raw slot values ``[N, B, S]`` (optionally keeping ``slots``)."""
@@ -207,7 +211,7 @@ class InfluenceEngine:
                  obs_shape: tuple[int, int, int], *, divergence: str = "kl", clip: float = 10.0,
                  influence_only_visible: bool = True, train_only_visible: bool = True,
                  moa_sees_hidden_actions: bool = False, num_symbols: int | None = None,
-                 cf_on: str = "action", lr: float = 1e-3, train_every: int = 32, bptt: int = 16,
+                 cf_on: str = "action", lr: float = 1e-3, train_every: int = 64, bptt: int = 8,
                  train_iters: int = 1, stats_decay: float = 0.99, lstm_size: int = 128,
                  seed: int = 0, device: str | torch.device = "cpu", torch_threads: int | None = 1):
         if num_agents < 2:
@@ -331,7 +335,7 @@ class InfluenceEngine:
             self.h, self.c = self.h * keep, self.c * keep
         idx_np = self.slot_values(actions, vis, symbols)
         with torch.no_grad():
-            patches = torch.from_numpy(im2col(np.asarray(img, dtype=np.uint8))).to(self.device)
+            patches = im2col(img).to(self.device)
             feat = self.model.encode(patches, w)  # [N, W, fc]
             cf_logits, h2, c2, self_logits = self.model.counterfactual_step(feat, idx_np, self.h, self.c)
             probs = torch.softmax(self_logits, -1)  # learned self-model of the agent's own policy
@@ -412,10 +416,10 @@ class InfluenceEngine:
             valid = valid & self.buf_vis[1:T + 1]  # visibility when the target action was taken
         valid = np.broadcast_to(valid, self.buf_target[1:T + 1].shape)
         batch = dict(
-            patches=torch.from_numpy(im2col(self.buf_img[:T].reshape(T * w, n, *self.buf_img.shape[3:]))),
+            patches=im2col(self.buf_img[:T].reshape(T * w, n, *self.buf_img.shape[3:])),
             idx=self.model.slot_index(np.ascontiguousarray(self.buf_idx[:T].transpose(1, 0, 2, 3)).reshape(n, T * w, -1)),
             target=chunked(torch.from_numpy(self.buf_target[1:T + 1])),  # others' actions at t+1
-            valid=chunked(torch.from_numpy(np.ascontiguousarray(valid)).float()),
+            valid=chunked(torch.from_numpy(valid.astype(np.float32))),
             keep=torch.from_numpy(~self.buf_first[:T]).float().reshape(nc, L, w).transpose(0, 1).reshape(L, 1, nc * w, 1),
             own=chunked(torch.from_numpy(self.buf_cf[:T])),  # own choice at t (self-model target)
             h0=torch.from_numpy(self.buf_h[0:T:L]).permute(1, 0, 2, 3).reshape(n, nc * w, self.H),

@@ -149,8 +149,8 @@ def conditional_and_marginal(cf_probs: torch.Tensor, actual: torch.Tensor, polic
     cond = cf_probs.gather(-3, idx).squeeze(-3)
     pol = policy / policy.sum(-1, keepdim=True).clamp_min(_EPS)
     lead, (j, a) = cf_probs.shape[:-3], cf_probs.shape[-2:]
+    # a mixture of distributions with normalised weights is normalised: no second division
     marg = torch.bmm(pol.reshape(-1, 1, c), cf_probs.reshape(-1, c, j * a)).reshape(*lead, j, a)
-    marg = marg / marg.sum(-1, keepdim=True).clamp_min(_EPS)
     assert cond.shape == marg.shape and cf_probs.shape[-3] == c
     return cond, marg
 

@@ -86,6 +86,11 @@ def _tanh(x: torch.Tensor) -> torch.Tensor:
     return s.mul_(2.0).sub_(1.0)
 
 
+def _lin(layer: BatchedLinear, x: torch.Tensor) -> torch.Tensor:
+    """``layer(x)`` without the ``nn.Module.__call__`` overhead (hooks are not used here)."""
+    return torch.baddbmm(layer.bias, x, layer.weight)
+
+
 class MOA(nn.Module):
     """Per-agent MOA networks evaluated together.
 
@@ -142,7 +147,8 @@ class MOA(nn.Module):
         if batch > 1:  # [N, ch, B*P] -> [N, B, ch*P]
             x = x.reshape(n, ch, batch, -1).transpose(1, 2)
         x = x.reshape(n, batch, -1)
-        return torch.tanh(self.fc2(torch.tanh(self.fc1(x))))  # small: plain tanh is fine here
+        x = torch.tanh(_lin(self.fc1, x))  # small tensors: plain tanh is fine here
+        return torch.tanh(_lin(self.fc2, x))
 
     def embed(self, idx: np.ndarray) -> torch.Tensor:
         """Slot values ``[N, B, S]`` (numpy) -> sum of their one-hot weights ``[N, B, 4H]``."""
@@ -157,7 +163,7 @@ class MOA(nn.Module):
 
     def pre_activations(self, feat: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """``[N, B, 4H + C]``: LSTM gates without the one-hot input, then self-model logits."""
-        return torch.baddbmm(self.in_x(feat), h, self.in_h.weight)
+        return torch.baddbmm(_lin(self.in_x, feat), h, self.in_h.weight)
 
     def split(self, pre: torch.Tensor, idx: np.ndarray, drop_cf: bool = False):
         """Pre-activations + one-hot input -> (gates ``[N, B, 4H]``, self-model logits ``[N, B, C]``)."""
@@ -176,7 +182,7 @@ class MOA(nn.Module):
 
     def predict(self, h: torch.Tensor) -> torch.Tensor:
         """LSTM output ``[N, B, H]`` -> logits ``[N, B, N-1, A]``."""
-        out = self.head(h)
+        out = _lin(self.head, h)
         return out.reshape(*out.shape[:-1], self.num_agents - 1, self.num_actions)
 
     # ---------------------------------------------------------------- counterfactual step
@@ -447,7 +453,7 @@ class InfluenceEngine:
         b = (T // L) * w
         h4 = 4 * H
         feat = m.encode(batch["patches"], T * w)  # [N, T*W, fc], rows ordered (t, w)
-        gx = m.in_x(feat)  # [N, T*W, 4H + C]: the input part of gates and self-model, all steps at once
+        gx = _lin(m.in_x, feat)  # [N, T*W, 4H + C]: the input part of gates and self-model, all steps at once
         gx = torch.cat([gx[..., :h4] + m.embed(batch["idx"]), gx[..., h4:]], dim=-1)
         gin = chunked(gx.reshape(n, T, w, -1).transpose(0, 1))  # [L, N, nc*W, 4H + C]
         keep = batch["keep"]

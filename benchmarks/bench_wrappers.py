@@ -6,7 +6,7 @@
 
 PettingZoo face: one env, random actions precomputed, episodes reset as they end, observations
 included; InfluenceReward with its defaults (MOA acting every step and training every 64 steps).
-VecEnv face: ``ssd_gym.vector_env`` with ``--worlds`` worlds, bare and under
+VecEnv face: ``ssd_gym.vector_env`` with each of ``--worlds`` world counts, bare and under
 InfluenceRewardVecEnv (env-steps/s = worlds x vector steps/s).  Each number is the median over
 ``--repeats`` fresh runs; the machine's load average is printed because the runs share the CPU.
 """
@@ -95,7 +95,8 @@ def main(argv=None) -> int:
     ap.add_argument("--wrappers", nargs="+", default=list(PARALLEL), choices=list(PARALLEL))
     ap.add_argument("--steps", type=int, default=1000, help="timed env steps per run (default 1000)")
     ap.add_argument("--repeats", type=int, default=5, help="runs per number; the median is reported")
-    ap.add_argument("--worlds", type=int, default=8, help="worlds for the VecEnv face (0 to skip)")
+    ap.add_argument("--worlds", type=int, nargs="*", default=[8, 32],
+                    help="world counts for the VecEnv face (none to skip); default 8 32")
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args(argv)
 
@@ -103,7 +104,7 @@ def main(argv=None) -> int:
           f"python {platform.python_version()}, load average before: {os.getloadavg()[0]:.2f}")
     print(f"# env-steps/s, median of {args.repeats} runs of {args.steps} steps\n")
     cols = list(args.wrappers)
-    vec_cols = [f"vec{args.worlds}_bare", f"vec{args.worlds}_influence"] if args.worlds > 0 else []
+    vec_cols = [f"vec{w}_{kind}" for w in args.worlds for kind in ("bare", "influence")]
     print("| game | agents | " + " | ".join(cols + vec_cols) + " |")
     print("|---|---|" + "---|" * (len(cols) + len(vec_cols)))
     results = {}
@@ -112,10 +113,11 @@ def main(argv=None) -> int:
         row = {}
         for name in cols:
             row[name] = median_of(lambda: run_parallel(game, PARALLEL[name], args.steps), args.repeats)
-        if args.worlds > 0:
-            vsteps = max(1, args.steps // args.worlds)
-            row[vec_cols[0]] = median_of(lambda: run_vector(game, args.worlds, False, vsteps), args.repeats)
-            row[vec_cols[1]] = median_of(lambda: run_vector(game, args.worlds, True, vsteps), args.repeats)
+        for w in args.worlds:
+            vsteps = max(64, args.steps // w)  # at least one MOA training round per run
+            for kind in ("bare", "influence"):
+                row[f"vec{w}_{kind}"] = median_of(
+                    lambda: run_vector(game, w, kind == "influence", vsteps), args.repeats)
         results[game] = {"agents": n, **row}
         print(f"| {game} | {n} | " + " | ".join(f"{row[c]:,.0f}" for c in cols + vec_cols) + " |", flush=True)
     print(f"\n# load average after: {os.getloadavg()[0]:.2f}")

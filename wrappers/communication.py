@@ -28,7 +28,8 @@ class CommunicationChannel(InfluenceMixin, SocialWrapper):
       are never masked; the sum over j is restricted to visible j when
       ``influence_only_visible``.  Reward: ``alpha * e + w * c`` as in InfluenceReward; info keys
       are prefixed ``symbol_`` (``symbol_influence_reward``, ``symbol_moa_loss``,
-      ``symbol_moa_accuracy``) so this stacks with InfluenceReward.
+      ``symbol_moa_accuracy``) so this stacks with InfluenceReward.  With ``beta = 0`` (the
+      default) no MOA is built and rewards pass through unchanged (``alpha`` is then unused).
 
     The paper trains the message policy on ``alpha e + beta c`` and the action policy on ``e``
     only; a wrapper returns one reward, so split them with ``info["extrinsic_reward"]`` if needed.

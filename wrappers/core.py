@@ -5,8 +5,9 @@ Every reward rule lives here exactly once, written over arrays whose two leading
 faces call them with the batched simulator's ``num_worlds``.  Nothing in this module knows about
 dicts, agent names or environments.
 
-Formulas and their sources are in ``/spec/algorithms.md`` sections 1-3 (Hughes et al. 2018;
-Jaques et al. 2019).
+Sources: prosocial eta-weighting, Jaques et al. 2019 (ICML, arXiv 1810.08647) supp. 10.5.2;
+inequity aversion, Hughes et al. 2018 (NeurIPS, arXiv 1803.08884) with the smoothed-reward
+extension; social influence, Jaques et al. 2019 Eqs. 1-4 and supp. 10.1.
 """
 
 from __future__ import annotations

@@ -21,10 +21,11 @@ class InequityAversionReward(SocialWrapper):
     Both penalties are subtracted (the reference repo's code adds the advantageous term and does
     not smooth; this does neither).
 
-    Defaults and their source (spec/algorithms.md 1.2): ``alpha = 5``, ``beta = 0.05``: Hughes'
-    strongest results as quoted by the empathy_marl docs, also the SSD-repo README command and the
-    SocialJax defaults; ``lam = 0.975``: Hughes (secondary source; LIO uses 0.95); ``gamma =
-    0.99``: the RL discount of Hughes and Jaques.  Hughes found the guilt term (beta) helps in
+    Defaults and their source: ``alpha = 5``, ``beta = 0.05``: the values of Hughes et al.'s
+    strongest results (as quoted by the empathy_marl docs), also used by the reference SSD repo's
+    README command (``--alpha=5.0 --beta=0.05``) and SocialJax's defaults; ``lam = 0.975``: Hughes
+    et al. (via the same secondary source; the LIO code uses 0.95); ``gamma = 0.99``: the RL
+    discount used by Hughes et al. and Jaques et al.  Hughes found the guilt term (beta) helps in
     Cleanup and the envy term (alpha) in Harvest.
 
     ``observe_smoothed_rewards=True`` adds key ``"smoothed_rewards"`` (float32 ``[N]``, agent-index

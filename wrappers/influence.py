@@ -61,7 +61,8 @@ class InfluenceMixin:
     def moa_stats(self):
         """``(loss [N], accuracy [N], pair_accuracy [N, N-1])``: running cross-entropy and accuracy
         of each agent's MOA at predicting the others' next actions (pair ``[k, i]`` is the i-th other
-        agent of k in agent-index order), over the predictions it was trained to make."""
+        agent of k in agent-index order).  Scored on each new batch before the MOA trains on it,
+        so they are held-out numbers; updated every ``train_every`` steps, NaN before the first."""
         return self.engine.stats()
 
 

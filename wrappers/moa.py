@@ -491,7 +491,7 @@ class InfluenceEngine:
 
     def load(self, path: str | os.PathLike) -> None:
         """Load weights saved by :meth:`save`; refuses a checkpoint of a different shape."""
-        ckpt = torch.load(path, map_location=self.device, weights_only=False)
+        ckpt = torch.load(path, map_location=self.device, weights_only=True)
         if not isinstance(ckpt, dict) or "config" not in ckpt:
             raise ValueError(f"{path} is not an MOA checkpoint saved by save_moa()")
         if ckpt["config"] != self.config:

@@ -136,23 +136,24 @@ def pointwise_mutual_information(p: torch.Tensor, q: torch.Tensor, outcome: torc
     return pa.log() - qa.log()
 
 
-def conditional_and_marginal(cf_probs: torch.Tensor, actual: torch.Tensor, policy: torch.Tensor):
+def conditional_and_marginal(cf_probs: torch.Tensor, actual: torch.Tensor, policy: torch.Tensor,
+                             normalised: bool = False):
     """Counterfactual predictions -> (conditional, marginal).
 
     ``cf_probs``: ``[..., C, J, A]``: for each of k's C counterfactual values, the predicted
     next-action distribution of each of J other agents.  ``actual``: integer ``[...]``, the value k
-    really chose.  ``policy``: ``[..., C]``, k's probability of each value.
+    really chose.  ``policy``: ``[..., C]``, k's probability of each value (renormalised here
+    unless ``normalised`` says it already sums to 1).
 
-    conditional = cf_probs[actual];  marginal = sum_c policy[c] * cf_probs[c] (renormalised).
+    conditional = cf_probs[actual];  marginal = sum_c policy[c] * cf_probs[c].
     """
-    c = cf_probs.shape[-3]
-    idx = actual.long().reshape(*actual.shape, 1, 1, 1).expand(*actual.shape, 1, *cf_probs.shape[-2:])
+    c, j, a = cf_probs.shape[-3:]
+    lead = cf_probs.shape[:-3]
+    idx = actual.long().reshape(*lead, 1, 1, 1).expand(*lead, 1, j, a)
     cond = cf_probs.gather(-3, idx).squeeze(-3)
-    pol = policy / policy.sum(-1, keepdim=True).clamp_min(_EPS)
-    lead, (j, a) = cf_probs.shape[:-3], cf_probs.shape[-2:]
+    pol = policy if normalised else policy / policy.sum(-1, keepdim=True).clamp_min(_EPS)
     # a mixture of distributions with normalised weights is normalised: no second division
     marg = torch.bmm(pol.reshape(-1, 1, c), cf_probs.reshape(-1, c, j * a)).reshape(*lead, j, a)
-    assert cond.shape == marg.shape and cf_probs.shape[-3] == c
     return cond, marg
 
 

@@ -249,6 +249,8 @@ class InfluenceEngine:
         self.others = np.array([[j for j in range(n) if j != k] for k in range(n)], dtype=np.int64)
         self.H = lstm_size
         self._alloc_buffer(obs_shape)
+        # index grids to pick entry [n, w, choice[n, w]] in one advanced-indexing op
+        self._grid = (torch.arange(n)[:, None], torch.arange(self.W)[None, :])
         self.h = torch.zeros(n, self.W, self.H, device=self.device)
         self.c = torch.zeros(n, self.W, self.H, device=self.device)
         self.first = np.ones(self.W, dtype=bool)
@@ -257,6 +259,7 @@ class InfluenceEngine:
         self._loss_sum = np.zeros((n, n - 1))
         self._correct = np.zeros((n, n - 1))
         self._count = np.zeros((n, n - 1))
+        self._stats = None
         self.last_train_loss = float("nan")
         self.train_steps = 0
 
@@ -285,12 +288,14 @@ class InfluenceEngine:
     # ---------------------------------------------------------------- statistics
     def stats(self):
         """Per agent: running cross-entropy and accuracy of its MOA (averaged over the others it
-        predicts), and the per-pair accuracy matrix ``[N, N-1]``."""
-        with np.errstate(invalid="ignore", divide="ignore"):
-            loss = self._loss_sum.sum(1) / self._count.sum(1)
-            acc = self._correct.sum(1) / self._count.sum(1)
-            pair_acc = self._correct / self._count
-        return loss, acc, pair_acc
+        predicts), and the per-pair accuracy matrix ``[N, N-1]``.  Updated at each training round."""
+        if self._stats is None:  # cached: the wrappers read this every step
+            with np.errstate(invalid="ignore", divide="ignore"):
+                loss = self._loss_sum.sum(1) / self._count.sum(1)
+                acc = self._correct.sum(1) / self._count.sum(1)
+                pair_acc = self._correct / self._count
+            self._stats = (loss, acc, pair_acc)
+        return self._stats
 
     # ---------------------------------------------------------------- main step
     def slot_values(self, actions, vis, symbols):
@@ -350,23 +355,24 @@ class InfluenceEngine:
                 sup = torch.from_numpy(np.asarray(policy, dtype=np.float32).transpose(1, 0, 2).copy())
                 probs = torch.where(given, sup, probs)
             actual = torch.from_numpy(cf_actual.T.copy())  # [N, W]
-            gi = actual[:, :, None, None].expand(n, w, 1, self.H)
-            new_h = h2.gather(2, gi).squeeze(2)
-            new_c = c2.gather(2, gi).squeeze(2)
+            ni, wi = self._grid
+            new_h = h2[ni, wi, actual]  # the state of the choice really made
+            new_c = c2[ni, wi, actual]
             cf_probs = torch.softmax(cf_logits, -1)
-            cond, marg = conditional_and_marginal(cf_probs, actual, probs)  # [N, W, N-1, A]
-            mask = torch.as_tensor(vis.transpose(1, 0, 2).copy()) if self.influence_only_visible else None
+            cond, marg = conditional_and_marginal(cf_probs, actual, probs, normalised=True)  # [N, W, N-1, A]
+            mask = None
+            if self.influence_only_visible:
+                mask = torch.from_numpy(vis.transpose(1, 0, 2).astype(np.float32))
             if self.divergence == "pmi":
                 self._pmi_pending = (cond, marg, mask)
                 per_pair = pmi_out[1]
                 total = pmi_out[0]
             else:
                 per_pair = pairwise_divergence(cond, marg, self.divergence)
-                total = aggregate_influence(per_pair, mask, self.clip)
                 if mask is not None:
                     per_pair = per_pair * mask
+                total = per_pair.sum(-1).clamp(-self.clip, self.clip).T.numpy()
                 per_pair = per_pair.transpose(0, 1).numpy()
-                total = total.T.numpy()
 
         self._store(img, idx_np, cf_actual, actions, vis)
         self.h, self.c = new_h, new_c
@@ -384,8 +390,8 @@ class InfluenceEngine:
         self._pmi_pending = None
         target = torch.as_tensor(actions_t[:, self.others].transpose(1, 0, 2).copy())
         pmi = torch.nan_to_num(pointwise_mutual_information(cond, marg, target), nan=0.0, posinf=0.0, neginf=0.0)
-        alive = torch.as_tensor(~self.first)[None, :, None]  # no reward across an episode boundary
-        full_mask = alive if mask is None else (alive & mask)
+        alive = torch.from_numpy((~self.first).astype(np.float32))[None, :, None]  # not across episodes
+        full_mask = alive if mask is None else alive * mask
         total = aggregate_influence(pmi, full_mask, self.clip)
         return total.T.numpy(), (pmi * full_mask).transpose(0, 1).numpy()
 
@@ -481,6 +487,7 @@ class InfluenceEngine:
                 self._loss_sum = d * self._loss_sum + (ce * vm).sum((0, 2)).double().numpy()
                 self._correct = d * self._correct + (correct * vm).sum((0, 2)).double().numpy()
                 self._count = d * self._count + vm.sum((0, 2)).double().numpy()
+                self._stats = None
         return moa_loss, self_loss
 
     # ---------------------------------------------------------------- persistence

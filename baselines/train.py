@@ -274,6 +274,7 @@ def run_training(args: TrainArgs) -> dict[str, Any]:
     summary = {
         "agent": cfg.name, "game": args.game, "seed": args.seed, "agent_steps": trainer.num_timesteps,
         "wall_s_this_process": round(elapsed, 2),
+        "agent_steps_this_process": trainer.num_timesteps - steps_at_start,
         "agent_steps_per_s": round((trainer.num_timesteps - steps_at_start) / max(elapsed, 1e-9), 1),
         "env_s": round(trainer.stats.env_s, 2), "policy_s": round(trainer.stats.policy_s, 2),
         "buffer_s": round(trainer.stats.buffer_s, 2),
@@ -326,8 +327,9 @@ def _log_tensorboard(writer, steps: int, episodes: EpisodeLog, losses: dict[str,
     if infl is not None:
         writer.add_scalar("influence/weight", infl.influence_weight, steps)
         loss, acc, _ = infl.moa_stats()
-        writer.add_scalar("influence/moa_loss", float(np.nanmean(loss)), steps)
-        writer.add_scalar("influence/moa_accuracy", float(np.nanmean(acc)), steps)
+        if np.isfinite(loss).any():  # nan until the MOA has scored a visible prediction
+            writer.add_scalar("influence/moa_loss", float(np.nanmean(loss)), steps)
+            writer.add_scalar("influence/moa_accuracy", float(np.nanmean(acc)), steps)
 
 
 def _progress_bar(args: TrainArgs, initial: int):

@@ -1,0 +1,110 @@
+"""Zoo configs: every shipped config resolves for every game; bad configs fail with clear errors."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from baselines.config import GAMES, ConfigError, load_agent_config, zoo_names
+from baselines.train import TrainArgs, main as train_main, validate_args
+
+ROOT = Path(__file__).resolve().parents[1]
+ZOO = ["a3c", "visible_actions", "prosocial", "inequity_aversion", "influence_moa"]
+
+
+def test_zoo_ships_the_five_configs():
+    assert set(ZOO) <= set(zoo_names())
+
+
+@pytest.mark.parametrize("agent", ZOO)
+@pytest.mark.parametrize("game", [g for g in GAMES if g != "fake"])
+def test_every_config_resolves_for_every_game(agent, game):
+    cfg = load_agent_config(agent, game)
+    assert cfg.name == agent
+    assert cfg.network.conv_channels == 6 and cfg.network.fc_sizes == [32, 32] and cfg.network.lstm_hidden_size == 128
+    assert cfg.ppo.lr_end <= cfg.ppo.lr_init
+
+
+def test_paper_values_table3_influence_moa():
+    c = load_agent_config("influence_moa", "cleanup")
+    assert (c.ppo.ent_coef, c.ppo.lr_init, c.ppo.lr_end) == (0.00176, 0.00123, 0.000012)
+    assert (c.influence.beta, c.influence.moa_loss_weight, c.influence.curriculum_steps) == (0.620, 15.007, 40_000_000)
+    assert c.influence.divergence == "kl" and c.influence.train_moa_only_when_visible is True
+    h = load_agent_config("influence_moa", "harvest_small")  # small maps inherit their base game
+    assert (h.ppo.ent_coef, h.influence.beta, h.influence.moa_loss_weight) == (0.00223, 2.521, 10.911)
+
+
+def test_paper_values_table1_and_prosocial():
+    v = load_agent_config("visible_actions", "harvest")
+    assert (v.ppo.ent_coef, v.ppo.lr_init, v.ppo.lr_end, v.policy_inputs) == (0.00184, 0.00215, 0.000013, "rgb+actions")
+    a = load_agent_config("a3c", "harvest")
+    assert (a.ppo.ent_coef, a.ppo.lr_init, a.ppo.lr_end, a.policy_inputs, a.reward) == (0.000687, 0.00136, 0.000028, "rgb", "none")
+    assert load_agent_config("prosocial", "cleanup").prosocial.eta == 0.85
+
+
+def test_overrides_and_numeric_strings():
+    c = load_agent_config("a3c", "cleanup", ["ppo.ent_coef=0.01", "sharing=shared", "influence.curriculum_steps=4e7"])
+    assert c.ppo.ent_coef == 0.01 and c.sharing == "shared" and c.influence.curriculum_steps == 40_000_000
+
+
+def test_unknown_agent_name():
+    with pytest.raises(ConfigError, match=r"unknown agent 'a4c'.*a3c"):
+        load_agent_config("a4c", "cleanup")
+
+
+def test_unknown_game():
+    with pytest.raises(ConfigError, match=r"unknown game 'cleanupp'"):
+        load_agent_config("a3c", "cleanupp")
+
+
+def test_negative_budget():
+    with pytest.raises(ConfigError, match="total_steps must be a positive"):
+        validate_args(TrainArgs(total_steps=-5))
+
+
+def test_malformed_yaml(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\ndefaults: {ppo: [1, 2\n")
+    with pytest.raises(ConfigError, match="malformed config file"):
+        load_agent_config(str(bad), "cleanup")
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("defaults: {ppo: {entcoef: 0.1}}", r"ppo\.entcoef: unknown key"),
+        ("defaults: {ppo: {n_steps: many}}", r"ppo\.n_steps: expected a number"),
+        ("defaults: {reward: selfish}", r"reward: 'selfish' is not one of"),
+        ("defaults: {ppo: {lr_init: 0.001, lr_end: 0.01}}", r"lr_end.*must not exceed"),
+        ("defaults: {ppo: {gamma: 1.5}}", r"ppo\.gamma: must be in \[0, 1\]"),
+        ("games: {cleanupp: {}}", r"games\.cleanupp: unknown game"),
+        ("- just\n- a list\n", r"expected a mapping at the top"),
+        ("colour: red", r"unknown top-level key"),
+    ],
+)
+def test_invalid_config_files(tmp_path, body, message):
+    path = tmp_path / "cfg.yaml"
+    path.write_text(body)
+    with pytest.raises(ConfigError, match=message):
+        load_agent_config(str(path), "cleanup")
+
+
+def test_user_config_copy_is_loadable(tmp_path):
+    """A user copies a shipped config, edits it, and trains from the file."""
+    src = (ROOT / "baselines" / "configs" / "prosocial.yaml").read_text()
+    path = tmp_path / "my_prosocial.yaml"
+    path.write_text(src.replace("eta: 0.85", "eta: 0.3"))
+    assert load_agent_config(str(path), "harvest").prosocial.eta == 0.3
+
+
+def test_cli_reports_errors_cleanly(capsys):
+    assert train_main(["--agent", "nope", "--game", "cleanup_small", "--no-progress"]) == 2
+    assert "unknown agent 'nope'" in capsys.readouterr().err
+    assert train_main(["--agent", "a3c", "--game", "cleanup_small", "--total-steps", "-1"]) == 2
+    assert "total_steps must be a positive" in capsys.readouterr().err
+
+
+def test_console_entry_point_module_runs():
+    out = subprocess.run([sys.executable, "-m", "baselines.train", "--help"], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0 and "--total-steps" in out.stdout

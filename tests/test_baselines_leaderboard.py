@@ -1,0 +1,74 @@
+"""Leaderboard end to end at a tiny budget, continuing after an interruption; evaluation command."""
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from baselines.config import ConfigError
+from baselines.evaluate import evaluate_run, main as eval_main, mean_ci95
+from baselines.leaderboard import PRESETS, Preset, main as lb_main, run_leaderboard
+
+TINY = Preset(games=("fake",), agents=("a3c", "prosocial"), seeds=2, total_steps=1024, num_worlds=2,
+              num_agents=2, max_cycles=16, checkpoint_every=512)
+
+
+def test_leaderboard_end_to_end_and_continue(tmp_path):
+    out = tmp_path / "lb"
+    res = run_leaderboard(TINY, out, jobs=1, verbose=False)
+    md = (out / "leaderboard.md").read_text()
+    assert "| fake | a3c | 2 |" in md and "| fake | prosocial | 2 |" in md and "R*(1-G)" in md
+    rows = list(csv.DictReader(open(out / "leaderboard.csv")))
+    assert [(r["game"], r["config"], r["seeds"]) for r in rows] == [("fake", "a3c", "2"), ("fake", "prosocial", "2")]
+    for r in rows:
+        for m in ("collective_return", "equality", "equality_weighted_return", "sustainability", "peace"):
+            assert r[m] not in ("", "nan") and r[m + "_ci95"] != ""
+    assert (out / "curves_fake.png").stat().st_size > 5000
+    assert len(list((out / "results").glob("*.json"))) == 4
+    # the reported mean is the mean of the per-seed results
+    seeds = [json.loads(p.read_text())["final"]["collective_return"] for p in sorted((out / "results").glob("fake__a3c__*.json"))]
+    assert float(rows[0]["collective_return"]) == pytest.approx(sum(seeds) / 2, abs=1e-3)
+    assert res["rows"][0]["collective_return"] == pytest.approx(sum(seeds) / 2)
+
+    # an interrupted board: one run's result is missing, no temp files are left behind
+    victim = out / "results" / "fake__prosocial__seed1.json"
+    victim.unlink()
+    other = out / "results" / "fake__a3c__seed0.json"
+    before = other.stat().st_mtime_ns
+    run_leaderboard(TINY, out, jobs=1, verbose=False)
+    assert victim.exists() and other.stat().st_mtime_ns == before  # only the missing run was redone
+    assert not [p for p in out.rglob("*.tmp")] and not list(out.glob(".*"))
+
+
+def test_presets_and_cli_errors(tmp_path, capsys):
+    assert PRESETS["quick"].games == ("cleanup_small", "harvest_small") and PRESETS["quick"].total_steps > 0
+    assert PRESETS["paper"].num_agents == 5 and PRESETS["paper"].max_cycles == 1000
+    assert lb_main(["--preset", "paper", "--out", str(tmp_path)]) == 2
+    assert "pass --total-steps" in capsys.readouterr().err
+    assert lb_main(["--preset", "demo", "--agents", "a3c,nope", "--out", str(tmp_path)]) == 2
+    assert "unknown agent 'nope'" in capsys.readouterr().err
+    assert lb_main(["--preset", "demo", "--games", "pong", "--out", str(tmp_path)]) == 2
+    assert "unknown game 'pong'" in capsys.readouterr().err
+    assert lb_main(["--preset", "demo", "--total-steps", "-10", "--out", str(tmp_path)]) == 2
+
+
+def test_evaluate_a_checkpoint(tmp_path, capsys):
+    run_leaderboard(Preset(games=("fake",), agents=("a3c",), seeds=1, total_steps=256, num_worlds=2, num_agents=2,
+                           max_cycles=16, checkpoint_every=256), tmp_path, jobs=1, verbose=False)
+    run_dir = tmp_path / "runs" / "fake" / "a3c" / "seed0"
+    res = evaluate_run(run_dir, episodes=5, num_worlds=2)
+    assert len(res["episodes"]) == 5 and set(res["summary"]) >= {"collective_return", "equality"}
+    video = tmp_path / "ep.gif"
+    assert eval_main([str(run_dir), "--episodes", "3", "--video", str(video), "--greedy"]) == 0
+    out = capsys.readouterr().out
+    assert "| collective return |" in out and "greedy" in out
+    assert video.stat().st_size > 1000
+    with pytest.raises(ConfigError, match="not a training run"):
+        evaluate_run(tmp_path, episodes=1)
+
+
+def test_mean_ci95():
+    m, h = mean_ci95([1.0, 2.0, 3.0])
+    assert m == 2.0 and h == pytest.approx(4.303 * 1.0 / 3 ** 0.5, rel=1e-3)
+    assert mean_ci95([5.0])[0] == 5.0

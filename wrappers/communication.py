@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 from gymnasium import spaces
 
 from ._base import ObsReader, SocialWrapper, check_probs, extend_dict_space, extend_obs

@@ -10,7 +10,6 @@ PettingZoo face, with ``worlds = num_worlds``.
 from __future__ import annotations
 
 import numpy as np
-import torch
 from gymnasium import spaces
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 

@@ -87,21 +87,26 @@ class InfluenceReward(InfluenceMixin, SocialWrapper):
     The MOA (conv 3x3x6, FC 32-32, LSTM 128; one per agent, batched) sees the image observation
     (``obs[obs_key]``) and everyone's actions at t, own first then the others in agent-index order;
     others outside k's view are fed as "unknown" unless ``moa_sees_hidden_actions``.  It is trained
-    online every ``train_every`` steps on the steps seen so far (truncated BPTT of ``bptt``
-    steps), by cross-entropy on the others' next actions, only where they are visible when
-    ``train_only_visible`` (paper Table 3: True).  ``influence_only_visible`` (paper: True) restricts
-    the sum over j to agents visible at t (when k acted).
+    online every ``train_every`` steps on the steps since the last round (``train_iters`` Adam
+    steps at rate ``lr``; truncated BPTT of ``bptt`` steps), by cross-entropy on the others' next
+    actions, only where they are visible (at t+1) when ``train_only_visible`` (paper Table 3:
+    True).  ``influence_only_visible`` (paper: True) restricts the sum over j to agents visible at t
+    (when k acted).  ``train_iters=0`` freezes the MOA (e.g. after ``load_moa``).
 
-    ``info[agent]`` per step: ``extrinsic_reward`` (the wrapped env's reward), ``influence_reward``
-    (the clipped, unweighted influence c_k), ``influence_weight`` (w), ``moa_loss`` and
-    ``moa_accuracy`` (running, over this agent's MOA), ``policy_source`` ("given"/"self_model").
+    ``e`` is the reward of the wrapped env, so stacking composes (e.g. over ProsocialReward).
+    ``info[agent]`` per step: ``extrinsic_reward`` (the game's own reward, kept from further in),
+    ``influence_reward`` (the clipped, unweighted influence c_k), ``influence_weight`` (w),
+    ``moa_loss`` and ``moa_accuracy`` (this agent's MOA, running, held-out: see :meth:`moa_stats`;
+    NaN before the first training round), ``policy_source`` ("given" or "self_model").
 
     Defaults: ``beta = 1.0`` and ``curriculum_steps = 0`` (no ramp); the paper's best beta is 0.620
     (Cleanup) / 2.521 (Harvest) with a curriculum of C = 40 / 226 (units unstated, likely 1e6
     steps); the reference repo uses weight 1.0 / 2.521.  ``clip = 10`` as in the reference repo.
     ``torch_threads`` (default 1): torch's thread count while the MOA runs, set and restored around
     each step (the tensors are tiny, so extra intra-op threads only add synchronisation, and on a
-    busy machine they can make each step 10x slower); ``None`` leaves torch's setting alone.  ``seed`` fixes the MOA's initial weights.
+    busy machine they can make each step 10x slower); ``None`` leaves torch's setting alone.
+    ``seed`` fixes the MOA's initial weights.  Needs the same ``Discrete`` action space for every
+    agent: stack it inside :class:`~wrappers.CommunicationChannel`, not outside.
     """
 
     def __init__(self, env, beta: float = 1.0, divergence: str = "kl", alpha: float = 1.0,

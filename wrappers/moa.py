@@ -171,10 +171,14 @@ class MOA(nn.Module):
         rows = self.slot_index(idx, self.keep_slots if drop_cf else None)
         return pre[..., :h4] + self.embed(rows), pre[..., h4:]
 
-    def cell(self, gates: torch.Tensor, c: torch.Tensor):
-        """LSTM cell on precomputed gates (layout i, f, o, g)."""
+    def cell(self, gates: torch.Tensor, c: torch.Tensor, prescaled: bool = False):
+        """LSTM cell on precomputed gates (layout i, f, o, g).
+
+        tanh(g) is computed as 2 sigmoid(2g) - 1 so that one sigmoid covers all four gates; with
+        ``prescaled`` the caller already doubled the g block (cheaper on the small tensors that
+        are broadcast into ``gates``)."""
         hs = self.lstm_size
-        sig = torch.sigmoid(gates * self.gate_scale)  # g pre-doubled: tanh(g) = 2 sigmoid(2g) - 1
+        sig = torch.sigmoid(gates if prescaled else gates * self.gate_scale)
         i, f, o = sig[..., :hs], sig[..., hs:2 * hs], sig[..., 2 * hs:3 * hs]
         g = sig[..., 3 * hs:] * 2.0 - 1.0
         c2 = torch.addcmul(f * c, i, g)
@@ -196,8 +200,9 @@ class MOA(nn.Module):
         base, self_logits = self.split(self.pre_activations(feat, h), idx, drop_cf=True)  # [N, B, 4H]
         off = int(self.offsets[self.cf_slot])
         cf_rows = self.cat_table.view(n, self.dim_cat, -1)[:, off:off + self.num_cf]  # [N, C, 4H]
-        gates = base.unsqueeze(2) + cf_rows.unsqueeze(1)  # [N, B, C, 4H]
-        h2, c2 = self.cell(gates, c.unsqueeze(2))
+        # scale the g block of the two small operands, not of their [N, B, C, 4H] broadcast sum
+        gates = (base * self.gate_scale).unsqueeze(2) + (cf_rows * self.gate_scale).unsqueeze(1)
+        h2, c2 = self.cell(gates, c.unsqueeze(2), prescaled=True)
         logits = self.predict(h2.reshape(n, b * self.num_cf, -1))
         return logits.reshape(n, b, self.num_cf, self.num_agents - 1, self.num_actions), h2, c2, self_logits
 

@@ -101,7 +101,7 @@ def evaluate_run(run_dir: str | Path, episodes: int = 10, seed: int = 12345, det
             venv.set_action_probs(probs_all)
         obs, _, dones, infos = venv.step(actions_all)
         if record_influence and not first_episode_done and "influence_reward" in infos[0]:
-            trace.append(float(infos[0]["influence_reward"]))
+            trace.append([float(infos[s]["influence_reward"]) for s in range(0, venv.num_envs, n_agents)])
         if video and not first_episode_done and not dones[0]:
             frames.append(_frame(base))
         for k, group in enumerate(groups):
@@ -110,8 +110,8 @@ def evaluate_run(run_dir: str | Path, episodes: int = 10, seed: int = 12345, det
             ep = infos[slot]["episode"]
             rec = episode_record(ep, [infos[slot + i]["episode"]["r"] for i in range(n_agents)])
             rec["returns"] = [float(infos[slot + i]["episode"]["r"]) for i in range(n_agents)]
-            if slot == 0 and not first_episode_done:
-                rec["first"] = True
+            rec["world"] = int(slot // n_agents)
+            rec["first_round"] = not first_episode_done
             records.append(rec)
         if dones[0]:
             first_episode_done = True
@@ -123,9 +123,14 @@ def evaluate_run(run_dir: str | Path, episodes: int = 10, seed: int = 12345, det
         "summary": summarize(records),
     }
     if record_influence and trace:
-        first = next((r for r in records if r.get("first")), None)
-        open_step = first.get("box_open_step") if first else None
-        result["influence_trace"] = {"influence": trace, "open_step": open_step if open_step != "" else None}
+        # the influencer's (agent 0's) influence over one first-round episode: the one in which the box
+        # was opened earliest if any (Fig. 5 of the paper), else world 0's
+        first = [r for r in records if r.get("first_round")]
+        opened = [r for r in first if r.get("box_open_step", "") != ""]
+        pick = min(opened, key=lambda r: r["box_open_step"]) if opened else (first[0] if first else {"world": 0})
+        arr = np.asarray(trace)
+        result["influence_trace"] = {"influence": arr[:, pick["world"]].tolist(), "world": pick["world"],
+                                     "open_step": pick.get("box_open_step") if pick.get("box_open_step", "") != "" else None}
     if video:
         result["video"] = _write_video(frames, str(video))
     return result

@@ -149,3 +149,21 @@ def test_curriculum_off_gives_full_beta():
 def test_check_weight_rejects(bad):
     with pytest.raises((ValueError, TypeError), match="eta"):
         check_weight("eta", bad)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.floats(-50, 50), min_size=1, max_size=8), st.floats(0, 2))
+def test_prosocial_collective_identity(rewards, eta):
+    """sum_k r_k = (1 + eta (N-1)) sum_k e_k, for any reward vector."""
+    e = np.array([rewards])
+    r = prosocial_rewards(e, eta)
+    assert r.sum() == pytest.approx((1 + eta * (len(rewards) - 1)) * e.sum(), abs=1e-6)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.floats(-5, 5), min_size=2, max_size=6), st.floats(0, 10), st.floats(0, 1))
+def test_inequity_penalties_never_reward(traces, alpha, beta):
+    """Both Fehr-Schmidt terms are penalties: the subjective reward never exceeds the raw one."""
+    h = np.array([traces])
+    e = np.zeros_like(h)
+    assert np.all(inequity_aversion_rewards(e, h, alpha, beta) <= 1e-12)

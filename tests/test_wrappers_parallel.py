@@ -163,3 +163,23 @@ def test_influence_set_action_probs_validation():
         env.set_action_probs({"agent_0": [1.5, -0.5, 0.0]})
     with pytest.raises(KeyError, match="agent_9"):
         env.set_action_probs({"agent_9": [1, 0, 0]})
+
+
+@pytest.mark.parametrize("wrapper", ["prosocial", "inequity", "influence", "communication"])
+def test_parallel_api_rgb_observations(wrapper):
+    """Image-only observations (no visibility key): every other agent counts as visible."""
+    env = WRAPPERS[wrapper](make("harvest_small", obs_mode="rgb"))
+    parallel_api_test(env, num_cycles=40)
+
+
+def test_influence_missing_action_raises_before_stepping():
+    env = InfluenceReward(ToySSD(num_agents=3))
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="agent_2"):
+        env.step({"agent_0": 0, "agent_1": 0})
+    assert env.unwrapped.t == 0 and env.global_step == 0
+
+
+def test_step_before_reset_is_a_clear_error():
+    with pytest.raises(RuntimeError, match="reset"):
+        InfluenceReward(ToySSD(num_agents=2)).step({"agent_0": 0, "agent_1": 0})

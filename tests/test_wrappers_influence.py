@@ -220,3 +220,24 @@ def test_symbol_influence_learns_who_is_listened_to():
     late = np.mean(infl[-300:], axis=0)
     assert info["agent_0"]["symbol_moa_accuracy"] > 0.9
     assert late[0] > 0.5 and late[0] > 20 * late[1], late
+
+
+def test_set_action_probs_reaches_influence_through_a_stack():
+    from wrappers import InequityAversionReward, ProsocialReward
+
+    inner = hand_set(InfluenceReward(two_agent_env(), train_iters=0))
+    env = CommunicationChannel(InequityAversionReward(ProsocialReward(inner)), vocab_size=2)
+    env.reset(seed=0)
+    env.set_action_probs({"agent_0": [0.75, 0.25]})
+    _, _, _, _, info = env.step({"agent_0": (1, 0), "agent_1": (1, 1)})
+    assert info["agent_0"]["policy_source"] == "given"
+    assert info["agent_0"]["influence_reward"] == pytest.approx(kl(P[1], 0.75 * P[0] + 0.25 * P[1]), rel=1e-5)
+
+
+def test_torch_threads_restored_after_each_step():
+    before = torch.get_num_threads()
+    env = InfluenceReward(ToySSD(num_agents=2), torch_threads=1, train_every=8, bptt=4)
+    env.reset(seed=0)
+    for _ in range(10):  # includes a training round
+        env.step({"agent_0": 0, "agent_1": 1})
+    assert torch.get_num_threads() == before

@@ -316,9 +316,9 @@ class InfluenceEngine:
 
     def step(self, img, actions, vis=None, symbols=None, policy=None, policy_given=None):
         """See :meth:`_step`; runs it with torch limited to ``torch_threads`` threads."""
-        if self.torch_threads is None:
-            return self._step(img, actions, vis, symbols, policy, policy_given)
         before = torch.get_num_threads()
+        if self.torch_threads is None or before == self.torch_threads:
+            return self._step(img, actions, vis, symbols, policy, policy_given)
         torch.set_num_threads(self.torch_threads)
         try:
             return self._step(img, actions, vis, symbols, policy, policy_given)

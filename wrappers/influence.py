@@ -12,7 +12,7 @@ from .moa import InfluenceEngine
 
 
 def engine_kwargs(*, divergence, clip, influence_only_visible, train_only_visible,
-                  moa_sees_hidden_actions, lr, train_every, bptt, train_iters, seed, device,
+                  moa_sees_hidden_actions, lr, train_every, bptt, train_iters, seed,
                   torch_threads):
     """Validate the MOA/influence options shared by every influence wrapper (before any state)."""
     check_divergence(divergence)
@@ -29,7 +29,7 @@ def engine_kwargs(*, divergence, clip, influence_only_visible, train_only_visibl
                 train_only_visible=bool(train_only_visible),
                 moa_sees_hidden_actions=bool(moa_sees_hidden_actions), lr=float(lr),
                 train_every=int(train_every), bptt=int(bptt), train_iters=int(train_iters),
-                seed=int(seed), device=device, torch_threads=torch_threads)
+                seed=int(seed), torch_threads=torch_threads)
 
 
 class InfluenceMixin:
@@ -114,7 +114,7 @@ class InfluenceReward(InfluenceMixin, SocialWrapper):
                  train_only_visible: bool = True, moa_sees_hidden_actions: bool = False,
                  lr: float = 1e-3, train_every: int = 64, bptt: int = 8, train_iters: int = 1,
                  obs_key: str = "rgb", visibility_key: str = "others_visible", seed: int = 0,
-                 device: str = "cpu", torch_threads: int | None = 1):
+                 torch_threads: int | None = 1):
         beta = check_weight("beta", beta)
         alpha = check_weight("alpha", alpha)
         curriculum_steps = check_int("curriculum_steps", curriculum_steps, minimum=0)
@@ -122,7 +122,7 @@ class InfluenceReward(InfluenceMixin, SocialWrapper):
                            train_only_visible=train_only_visible,
                            moa_sees_hidden_actions=moa_sees_hidden_actions, lr=lr,
                            train_every=train_every, bptt=bptt, train_iters=train_iters, seed=seed,
-                           device=device, torch_threads=torch_threads)
+                           torch_threads=torch_threads)
         super().__init__(env)
         agents = self.possible_agents
         if len(agents) < 2:

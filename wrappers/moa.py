@@ -224,7 +224,7 @@ class InfluenceEngine:
                  moa_sees_hidden_actions: bool = False, num_symbols: int | None = None,
                  cf_on: str = "action", lr: float = 1e-3, train_every: int = 64, bptt: int = 8,
                  train_iters: int = 1, stats_decay: float = 0.99, lstm_size: int = 128,
-                 seed: int = 0, device: str | torch.device = "cpu", torch_threads: int | None = 1):
+                 seed: int = 0, torch_threads: int | None = 1):
         if num_agents < 2:
             raise ValueError(f"influence needs at least 2 agents, got num_agents={num_agents}")
         if train_every % bptt != 0:
@@ -238,7 +238,7 @@ class InfluenceEngine:
         self.cf_on = cf_on
         self.train_every, self.bptt, self.train_iters = train_every, bptt, train_iters
         self.stats_decay = stats_decay
-        self.device = torch.device(device)
+        self.device = torch.device("cpu")  # the MOA is small: CPU only (numpy in and out every step)
         self.torch_threads = torch_threads
         n, a = num_agents, num_actions
         # slot layout per agent k: own action, others' actions (A = unknown), [own symbol, others']

@@ -1,32 +1,33 @@
 """Model of Other Agents (MOA) and the influence engine, batched over ``[worlds, agents]``.
 
 One :class:`MOA` holds a separate network per agent (Jaques et al. 2019, Experiment III), but all
-agents run in one forward pass: the conv is a grouped convolution (one group per agent) and every
-dense layer is a batched matmul over an agent axis.  Internal tensors are laid out
-``[agents, batch, ...]`` so ``torch.bmm`` applies each agent's weights to its own rows.
+agents run in one forward pass: every layer is a batched matmul over an agent axis (the 3x3 conv
+too, as an im2col matmul).  Internal tensors are laid out ``[agents, batch, ...]`` so
+``torch.bmm`` applies each agent's weights to its own rows.
 
-Network (paper supp. 10.4, reference-models.md 1): obs uint8 /255 -> conv 3x3, 6 channels, valid,
-relu -> FC 32 -> FC 32 (tanh) -> LSTM 128 whose input is that feature concatenated with a one-hot
-of everyone's actions at t (own first, then the others in agent-index order) -> logits of every
-other agent's action at t+1.  A small "self-model" head predicts the agent's own choice at t from
-(feature_t, h_{t-1}) so that the marginal can be formed when the agent does not supply its policy.
+Network (Jaques et al. supp. 10.4, as in the reference SSD repo): obs uint8 /255 -> conv 3x3, 6
+channels, valid, relu -> FC 32 -> FC 32 (tanh) -> LSTM 128 whose input is that feature
+concatenated with a one-hot of everyone's actions at t (own first, then the others in
+agent-index order) -> logits of every other agent's action at t+1.  A "self-model" head reads
+the same (feature_t, h_{t-1}) as the LSTM gates (it shares their input matmul) and predicts the
+agent's own choice at t, so the marginal can be formed when the agent does not supply its policy.
 
 :class:`InfluenceEngine` owns the MOA, its optimiser and a short trajectory buffer.  Each call to
 :meth:`InfluenceEngine.step` (one environment step of every world) does, in this order:
 
-1. scores the predictions made at t-1 against the actions now taken at t (running loss/accuracy);
-2. encodes s_t for all agents, runs the LSTM once with the |C| counterfactual values of the
+1. encodes s_t for all agents and runs the LSTM once with the |C| counterfactual values of the
    agent's own slot batched in a tensor axis (no Python loop), under ``torch.no_grad``;
-3. forms the conditional (at the value actually chosen) and the policy-weighted marginal, and the
+2. forms the conditional (at the value actually chosen) and the policy-weighted marginal, and the
    divergence to each other agent, masked by visibility *at t* (when the action was taken);
-4. stores the step and, every ``train_every`` steps, trains the MOA by cross-entropy on the
-   buffer (prediction made at t scored against the action at t+1, masked by visibility at t+1).
+3. stores the step and, every ``train_every`` steps, trains the MOA by cross-entropy on the
+   buffer (prediction made at t scored against the action at t+1, masked by visibility at t+1);
+   the first pass of each round, before the update, gives the running (held-out) loss/accuracy.
 
-Timing (the off-by-one pitfalls of algorithms.md 3.4): the influence returned by ``step`` at t is
-the influence of the action taken at t, computed from inputs at t, so the wrapper adds it to the
-reward of that same step: the reward lands on the action that caused it.  Only PMI needs j's
-realised next action, so PMI for the action at t is delivered one step later (documented on the
-wrapper).
+Timing (the classic off-by-one pitfalls): the influence returned by ``step`` at t is the
+influence of the action taken at t, computed from inputs at t (not the previous step's
+counterfactuals), so the wrapper adds it to the reward of that same step: the reward lands on the
+action that caused it.  Only PMI needs j's realised next action, so PMI for the action at t is
+delivered one step later (documented on the wrapper).
 """
 
 from __future__ import annotations

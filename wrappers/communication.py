@@ -43,7 +43,7 @@ class CommunicationChannel(InfluenceMixin, SocialWrapper):
                  moa_sees_hidden_actions: bool = False, lr: float = 1e-3, train_every: int = 64,
                  bptt: int = 8, train_iters: int = 1, obs_key: str = "rgb",
                  visibility_key: str = "others_visible", seed: int = 0,
-                 torch_threads: int | None = 1):
+                 torch_threads: int | None = 1, compile_moa: bool = False):
         vocab_size = check_int("vocab_size", vocab_size, minimum=2)
         beta = check_weight("beta", beta)
         alpha = check_weight("alpha", alpha)
@@ -52,7 +52,7 @@ class CommunicationChannel(InfluenceMixin, SocialWrapper):
                            train_only_visible=train_only_visible,
                            moa_sees_hidden_actions=moa_sees_hidden_actions, lr=lr,
                            train_every=train_every, bptt=bptt, train_iters=train_iters, seed=seed,
-                           torch_threads=torch_threads)
+                           torch_threads=torch_threads, compile_moa=compile_moa)
         super().__init__(env)
         agents = self.possible_agents
         acts = [env.action_space(a) for a in agents]

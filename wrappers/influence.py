@@ -13,7 +13,7 @@ from .moa import InfluenceEngine
 
 def engine_kwargs(*, divergence, clip, influence_only_visible, train_only_visible,
                   moa_sees_hidden_actions, lr, train_every, bptt, train_iters, seed,
-                  torch_threads):
+                  torch_threads, compile_moa=False):
     """Validate the MOA/influence options shared by every influence wrapper (before any state)."""
     check_divergence(divergence)
     check_weight("clip", clip, allow_zero=False)
@@ -29,7 +29,7 @@ def engine_kwargs(*, divergence, clip, influence_only_visible, train_only_visibl
                 train_only_visible=bool(train_only_visible),
                 moa_sees_hidden_actions=bool(moa_sees_hidden_actions), lr=float(lr),
                 train_every=int(train_every), bptt=int(bptt), train_iters=int(train_iters),
-                seed=int(seed), torch_threads=torch_threads)
+                seed=int(seed), torch_threads=torch_threads, compile_moa=bool(compile_moa))
 
 
 class InfluenceMixin:
@@ -105,6 +105,11 @@ class InfluenceReward(InfluenceMixin, SocialWrapper):
     ``torch_threads`` (default 1): torch's thread count while the MOA runs, set and restored around
     each step (the tensors are tiny, so extra intra-op threads only add synchronisation, and on a
     busy machine they can make each step 10x slower); ``None`` leaves torch's setting alone.
+    ``compile_moa=True`` (experimental, opt-in) runs the acting pass through ``torch.compile`` as one
+    fused graph: the first step compiles (about 10-30 s; needs a C++ compiler), later steps were
+    about 35% faster in the MOA's acting pass and about 13% faster end-to-end on the 2-core dev
+    machine.  Keep ``torch_threads=1`` with it: the compiled kernels use OpenMP, which spins badly
+    on a busy machine.  Results match the eager pass up to float32 rounding.
     ``seed`` fixes the MOA's initial weights.  Needs the same ``Discrete`` action space for every
     agent: stack it inside :class:`~wrappers.CommunicationChannel`, not outside.
     """
@@ -114,7 +119,7 @@ class InfluenceReward(InfluenceMixin, SocialWrapper):
                  train_only_visible: bool = True, moa_sees_hidden_actions: bool = False,
                  lr: float = 1e-3, train_every: int = 64, bptt: int = 8, train_iters: int = 1,
                  obs_key: str = "rgb", visibility_key: str = "others_visible", seed: int = 0,
-                 torch_threads: int | None = 1):
+                 torch_threads: int | None = 1, compile_moa: bool = False):
         beta = check_weight("beta", beta)
         alpha = check_weight("alpha", alpha)
         curriculum_steps = check_int("curriculum_steps", curriculum_steps, minimum=0)
@@ -122,7 +127,7 @@ class InfluenceReward(InfluenceMixin, SocialWrapper):
                            train_only_visible=train_only_visible,
                            moa_sees_hidden_actions=moa_sees_hidden_actions, lr=lr,
                            train_every=train_every, bptt=bptt, train_iters=train_iters, seed=seed,
-                           torch_threads=torch_threads)
+                           torch_threads=torch_threads, compile_moa=compile_moa)
         super().__init__(env)
         agents = self.possible_agents
         if len(agents) < 2:

@@ -114,6 +114,7 @@ class MOA(nn.Module):
         self.offsets = np.concatenate([[0], np.cumsum(self.cards)[:-1]]).astype(np.int64)
         self.dim_cat = int(sum(self.cards))
         self.cf_slot = cf_slot
+        self.cf_off = int(self.offsets[cf_slot])  # a Python int (no numpy inside compiled code)
         self.num_cf = self.cards[cf_slot]
         self.lstm_size = lstm_size
         self.conv_channels = conv_channels
@@ -151,26 +152,22 @@ class MOA(nn.Module):
         x = torch.tanh(_lin(self.fc1, x))  # small tensors: plain tanh is fine here
         return torch.tanh(_lin(self.fc2, x))
 
-    def embed(self, idx: np.ndarray) -> torch.Tensor:
-        """Slot values ``[N, B, S]`` (numpy) -> sum of their one-hot weights ``[N, B, 4H]``."""
-        flat = torch.from_numpy((idx + self._agent_off).reshape(-1)).to(self.cat_table.device)
-        return self.cat_table.index_select(0, flat).view(*idx.shape, -1).sum(2)
+    def rows(self, idx: np.ndarray, drop_cf: bool = False) -> torch.Tensor:
+        """Raw slot values ``[N, B, S]`` (numpy) -> flat row indices of their one-hot weights in
+        ``cat_table`` (shape ``[N*B*S']``; the counterfactual slot left out when ``drop_cf``)."""
+        if drop_cf:
+            idx = idx[..., self.keep_slots] + self.offsets[self.keep_slots]
+        else:
+            idx = idx + self.offsets
+        return torch.from_numpy((idx + self._agent_off).reshape(-1))
 
-    def slot_index(self, idx: np.ndarray, slots=None) -> np.ndarray:
-        """Add the slot offsets to raw slot values ``[N, B, S]`` (optionally keeping ``slots``)."""
-        if slots is None:
-            return idx + self.offsets
-        return idx[..., slots] + self.offsets[slots]
+    def embed(self, rows: torch.Tensor, n: int, b: int) -> torch.Tensor:
+        """Sum of the one-hot weights of ``rows`` (from :meth:`rows`) -> ``[N, B, 4H]``."""
+        return self.cat_table.index_select(0, rows).view(n, b, -1, self.cat_table.shape[1]).sum(2)
 
     def pre_activations(self, feat: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """``[N, B, 4H + C]``: LSTM gates without the one-hot input, then self-model logits."""
         return torch.baddbmm(_lin(self.in_x, feat), h, self.in_h.weight)
-
-    def split(self, pre: torch.Tensor, idx: np.ndarray, drop_cf: bool = False):
-        """Pre-activations + one-hot input -> (gates ``[N, B, 4H]``, self-model logits ``[N, B, C]``)."""
-        h4 = 4 * self.lstm_size
-        rows = self.slot_index(idx, self.keep_slots if drop_cf else None)
-        return pre[..., :h4] + self.embed(rows), pre[..., h4:]
 
     def cell(self, gates: torch.Tensor, c: torch.Tensor, prescaled: bool = False):
         """LSTM cell on precomputed gates (layout i, f, o, g).
@@ -191,15 +188,18 @@ class MOA(nn.Module):
         return out.reshape(*out.shape[:-1], self.num_agents - 1, self.num_actions)
 
     # ---------------------------------------------------------------- counterfactual step
-    def counterfactual_step(self, feat, idx, h, c):
+    def counterfactual_step(self, feat, rows, h, c):
         """One LSTM step for every counterfactual value of the own slot at once.
 
-        ``idx``: raw slot values ``[N, B, S]`` (numpy).  Returns ``cf_logits [N, B, C, N-1, A]``,
-        the per-value states ``h, c [N, B, C, H]`` and the self-model logits ``[N, B, C]``.
+        ``rows``: :meth:`rows` of the slot values with ``drop_cf=True``.  Returns
+        ``cf_logits [N, B, C, N-1, A]``, the per-value states ``h, c [N, B, C, H]`` and the
+        self-model logits ``[N, B, C]``.
         """
         n, b = feat.shape[:2]
-        base, self_logits = self.split(self.pre_activations(feat, h), idx, drop_cf=True)  # [N, B, 4H]
-        off = int(self.offsets[self.cf_slot])
+        h4 = 4 * self.lstm_size
+        pre = self.pre_activations(feat, h)
+        base, self_logits = pre[..., :h4] + self.embed(rows, n, b), pre[..., h4:]  # [N, B, 4H]
+        off = self.cf_off
         cf_rows = self.cat_table.view(n, self.dim_cat, -1)[:, off:off + self.num_cf]  # [N, C, 4H]
         # scale the g block of the two small operands, not of their [N, B, C, 4H] broadcast sum
         gates = (base * self.gate_scale).unsqueeze(2) + (cf_rows * self.gate_scale).unsqueeze(1)
@@ -225,7 +225,7 @@ class InfluenceEngine:
                  moa_sees_hidden_actions: bool = False, num_symbols: int | None = None,
                  cf_on: str = "action", lr: float = 1e-3, train_every: int = 64, bptt: int = 8,
                  train_iters: int = 1, stats_decay: float = 0.99, lstm_size: int = 128,
-                 seed: int = 0, torch_threads: int | None = 1):
+                 seed: int = 0, torch_threads: int | None = 1, compile_moa: bool = False):
         if num_agents < 2:
             raise ValueError(f"influence needs at least 2 agents, got num_agents={num_agents}")
         if train_every % bptt != 0:
@@ -264,6 +264,9 @@ class InfluenceEngine:
         self.c = torch.zeros(n, self.W, self.H, device=self.device)
         self.first = np.ones(self.W, dtype=bool)
         self._pmi_pending = None
+        self._act = self._act_core
+        if compile_moa:  # opt-in: one fused graph for the acting pass (first call compiles, ~30 s)
+            self._act = torch.compile(self._act_core, dynamic=False)
         # running statistics (exponential moving sums so accuracy = correct / count)
         self._loss_sum = np.zeros((n, n - 1))
         self._correct = np.zeros((n, n - 1))
@@ -354,34 +357,22 @@ class InfluenceEngine:
             keep = torch.from_numpy((~self.first).astype(np.float32))[None, :, None]
             self.h, self.c = self.h * keep, self.c * keep
         idx_np = self.slot_values(actions, vis, symbols)
+        given = np.zeros((n, w, 1), dtype=bool)
+        sup = np.zeros((n, w, self.num_cf), dtype=np.float32)
+        if policy is not None:
+            given[:, :, 0] = np.asarray(policy_given, dtype=bool).T
+            sup[:] = np.asarray(policy, dtype=np.float32).transpose(1, 0, 2)
+        mask = vis.transpose(1, 0, 2) if self.influence_only_visible else np.ones((n, w, n - 1), bool)
         with torch.no_grad():
-            patches = im2col(img).to(self.device)
-            feat = self.model.encode(patches, w)  # [N, W, fc]
-            cf_logits, h2, c2, self_logits = self.model.counterfactual_step(feat, idx_np, self.h, self.c)
-            probs = torch.softmax(self_logits, -1)  # learned self-model of the agent's own policy
-            if policy is not None:
-                given = torch.from_numpy(np.asarray(policy_given, dtype=bool).T.copy())[:, :, None]
-                sup = torch.from_numpy(np.asarray(policy, dtype=np.float32).transpose(1, 0, 2).copy())
-                probs = torch.where(given, sup, probs)
-            actual = torch.from_numpy(cf_actual.T.copy())  # [N, W]
-            ni, wi = self._grid
-            new_h = h2[ni, wi, actual]  # the state of the choice really made
-            new_c = c2[ni, wi, actual]
-            cf_probs = torch.softmax(cf_logits, -1)
-            cond, marg = conditional_and_marginal(cf_probs, actual, probs, normalised=True)  # [N, W, N-1, A]
-            mask = None
-            if self.influence_only_visible:
-                mask = torch.from_numpy(vis.transpose(1, 0, 2).astype(np.float32))
-            if self.divergence == "pmi":
-                self._pmi_pending = (cond, marg, mask)
-                per_pair = pmi_out[1]
-                total = pmi_out[0]
-            else:
-                per_pair = pairwise_divergence(cond, marg, self.divergence)
-                if mask is not None:
-                    per_pair = per_pair * mask
-                total = per_pair.sum(-1).clamp(-self.clip, self.clip).T.numpy()
-                per_pair = per_pair.transpose(0, 1).numpy()
+            total, per_pair, new_h, new_c, cond, marg = self._act(
+                im2col(img), self.model.rows(idx_np, drop_cf=True), self.h, self.c,
+                torch.from_numpy(cf_actual.T.copy()), torch.from_numpy(sup), torch.from_numpy(given),
+                torch.from_numpy(mask.astype(np.float32)))
+        if self.divergence == "pmi":
+            self._pmi_pending = (cond, marg, torch.from_numpy(mask.astype(np.float32)))
+            total, per_pair = pmi_out
+        else:
+            total, per_pair = total.T.numpy(), per_pair.transpose(0, 1).numpy()
 
         self._store(img, idx_np, cf_actual, actions, vis)
         self.h, self.c = new_h, new_c
@@ -389,6 +380,25 @@ class InfluenceEngine:
         if self.buf_len == self.train_every + 1:
             self._train()
         return np.asarray(total, dtype=np.float64), np.asarray(per_pair, dtype=np.float64)
+
+    def _act_core(self, patches, rows, h, c, actual, sup, given, mask):
+        """The acting pass on tensors only (so it can be ``torch.compile``d as one graph).
+
+        Returns clipped total influence ``[N, W]``, masked per-pair divergence ``[N, W, N-1]``, the
+        LSTM state after the choice really made, and the conditional and marginal distributions.
+        """
+        m = self.model
+        feat = m.encode(patches, self.W)  # [N, W, fc]
+        cf_logits, h2, c2, self_logits = m.counterfactual_step(feat, rows, h, c)
+        # the agent's own policy where supplied, else the learned self-model
+        probs = torch.where(given, sup, torch.softmax(self_logits, -1))
+        ni, wi = self._grid
+        new_h, new_c = h2[ni, wi, actual], c2[ni, wi, actual]  # the state of the choice really made
+        cond, marg = conditional_and_marginal(torch.softmax(cf_logits, -1), actual, probs, normalised=True)
+        if self.divergence == "pmi":  # needs the others' next actions: finished at t+1
+            return None, None, new_h, new_c, cond, marg
+        per_pair = pairwise_divergence(cond, marg, self.divergence) * mask
+        return per_pair.sum(-1).clamp(-self.clip, self.clip), per_pair, new_h, new_c, cond, marg
 
     def _deliver_pmi(self, actions_t):
         """PMI of the choice made at t-1, now that the others' actions at t are known."""
@@ -438,7 +448,7 @@ class InfluenceEngine:
         valid = np.broadcast_to(valid, self.buf_target[1:T + 1].shape)
         batch = dict(
             patches=im2col(self.buf_img[:T].reshape(T * w, n, *self.buf_img.shape[3:])),
-            idx=self.model.slot_index(np.ascontiguousarray(self.buf_idx[:T].transpose(1, 0, 2, 3)).reshape(n, T * w, -1)),
+            rows=self.model.rows(np.ascontiguousarray(self.buf_idx[:T].transpose(1, 0, 2, 3)).reshape(n, T * w, -1)),
             target=chunked(torch.from_numpy(self.buf_target[1:T + 1])),  # others' actions at t+1
             valid=chunked(torch.from_numpy(valid.astype(np.float32))),
             keep=torch.from_numpy(~self.buf_first[:T]).float().reshape(nc, L, w).transpose(0, 1).reshape(L, 1, nc * w, 1),
@@ -469,7 +479,7 @@ class InfluenceEngine:
         h4 = 4 * H
         feat = m.encode(batch["patches"], T * w)  # [N, T*W, fc], rows ordered (t, w)
         gx = _lin(m.in_x, feat)  # [N, T*W, 4H + C]: the input part of gates and self-model, all steps at once
-        gx = torch.cat([gx[..., :h4] + m.embed(batch["idx"]), gx[..., h4:]], dim=-1)
+        gx = torch.cat([gx[..., :h4] + m.embed(batch["rows"], n, T * w), gx[..., h4:]], dim=-1)
         gin = chunked(gx.reshape(n, T, w, -1).transpose(0, 1))  # [L, N, nc*W, 4H + C]
         keep = batch["keep"]
         need_reset = bool((keep[1:] == 0).any())

@@ -143,14 +143,14 @@ class InfluenceRewardVecEnv(VecEnvWrapper):
                  train_only_visible: bool = True, moa_sees_hidden_actions: bool = False,
                  lr: float = 1e-3, train_every: int = 64, bptt: int = 8, train_iters: int = 1,
                  obs_key: str = "rgb", visibility_key: str = "others_visible", seed: int = 0,
-                 torch_threads: int | None = 1):
+                 torch_threads: int | None = 1, compile_moa: bool = False):
         beta, alpha = check_weight("beta", beta), check_weight("alpha", alpha)
         curriculum_steps = check_int("curriculum_steps", curriculum_steps, minimum=0)
         kw = engine_kwargs(divergence=divergence, clip=clip, influence_only_visible=influence_only_visible,
                            train_only_visible=train_only_visible,
                            moa_sees_hidden_actions=moa_sees_hidden_actions, lr=lr,
                            train_every=train_every, bptt=bptt, train_iters=train_iters, seed=seed,
-                           torch_threads=torch_threads)
+                           torch_threads=torch_threads, compile_moa=compile_moa)
         w, n = _layout(venv, type(self).__name__)
         if n < 2:
             raise ValueError(f"InfluenceRewardVecEnv needs at least 2 agents, got {n}")

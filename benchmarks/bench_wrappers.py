@@ -44,7 +44,10 @@ PARALLEL = {
     "inequity_aversion": lambda e: InequityAversionReward(e, observe_smoothed_rewards=True),
     "communication": lambda e: CommunicationChannel(e, vocab_size=8),
     "influence": lambda e: InfluenceReward(e),
+    # opt-in torch.compile of the MOA's acting pass (compiles on its first step; warm-up covers it)
+    "influence_compiled": lambda e: InfluenceReward(e, compile_moa=True),
 }
+DEFAULT_WRAPPERS = ["bare", "prosocial", "inequity_aversion", "communication", "influence"]
 
 
 def run_parallel(game: str, wrap, steps: int, warmup: int = 50) -> float:
@@ -92,7 +95,8 @@ def median_of(fn, repeats: int) -> float:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--games", nargs="+", default=GAMES, choices=GAMES)
-    ap.add_argument("--wrappers", nargs="+", default=list(PARALLEL), choices=list(PARALLEL))
+    ap.add_argument("--wrappers", nargs="+", default=DEFAULT_WRAPPERS, choices=list(PARALLEL),
+                    help="default: all but influence_compiled (which compiles for ~10-30 s per run)")
     ap.add_argument("--steps", type=int, default=1000, help="timed env steps per run (default 1000)")
     ap.add_argument("--repeats", type=int, default=5, help="runs per number; the median is reported")
     ap.add_argument("--worlds", type=int, nargs="*", default=[8, 32],

@@ -264,8 +264,9 @@ class InfluenceEngine:
         self.c = torch.zeros(n, self.W, self.H, device=self.device)
         self.first = np.ones(self.W, dtype=bool)
         self._pmi_pending = None
-        self._act = self._act_core
-        if compile_moa:  # opt-in: one fused graph for the acting pass (first call compiles, ~30 s)
+        self._act, self._loss = self._act_core, self._loss_core
+        if compile_moa:  # opt-in: one fused graph for the acting pass (the first step compiles).
+            # Compiling the training pass as well was measured: no faster, 3x the compile time.
             self._act = torch.compile(self._act_core, dynamic=False)
         # running statistics (exponential moving sums so accuracy = correct / count)
         self._loss_sum = np.zeros((n, n - 1))
@@ -456,11 +457,14 @@ class InfluenceEngine:
             h0=torch.from_numpy(self.buf_h[0:T:L]).permute(1, 0, 2, 3).reshape(n, nc * w, self.H),
             c0=torch.from_numpy(self.buf_c[0:T:L]).permute(1, 0, 2, 3).reshape(n, nc * w, self.H),
         )
+        need_reset = bool((batch["keep"][1:] == 0).any())  # an episode starts inside a chunk
         if self.train_iters == 0:  # still score the predictions, without learning
             with torch.no_grad():
-                self._forward_loss(batch, chunked, stats=True)
+                self._record_stats(*self._loss(**batch, need_reset=need_reset)[2:], batch)
         for it in range(self.train_iters):
-            moa_loss, self_loss = self._forward_loss(batch, chunked, stats=(it == 0))
+            moa_loss, self_loss, ce, correct = self._loss(**batch, need_reset=need_reset)
+            if it == 0:  # the weights the buffer was collected with: held-out statistics
+                self._record_stats(ce, correct, batch)
             self.optimizer.zero_grad(set_to_none=True)
             (moa_loss + self_loss).backward()
             self.optimizer.step()
@@ -472,18 +476,19 @@ class InfluenceEngine:
             buf[0] = buf[T]
         self.buf_len = 1
 
-    def _forward_loss(self, batch, chunked, stats: bool):
+    def _loss_core(self, patches, rows, target, valid, keep, own, h0, c0, need_reset: bool):
+        """MOA and self-model cross-entropy on a chunked batch (tensors only).  Also returns the
+        per-entry cross-entropy and correctness for the running statistics."""
         m, n, w, H, L = self.model, self.N, self.W, self.H, self.bptt
         T = self.train_every
-        b = (T // L) * w
+        nc = T // L
+        b = nc * w
         h4 = 4 * H
-        feat = m.encode(batch["patches"], T * w)  # [N, T*W, fc], rows ordered (t, w)
+        feat = m.encode(patches, T * w)  # [N, T*W, fc], rows ordered (t, w)
         gx = _lin(m.in_x, feat)  # [N, T*W, 4H + C]: the input part of gates and self-model, all steps at once
-        gx = torch.cat([gx[..., :h4] + m.embed(batch["rows"], n, T * w), gx[..., h4:]], dim=-1)
-        gin = chunked(gx.reshape(n, T, w, -1).transpose(0, 1))  # [L, N, nc*W, 4H + C]
-        keep = batch["keep"]
-        need_reset = bool((keep[1:] == 0).any())
-        h, c = batch["h0"], batch["c0"]
+        gx = torch.cat([gx[..., :h4] + m.embed(rows, n, T * w), gx[..., h4:]], dim=-1)
+        gin = gx.reshape(n, nc, L, w, -1).permute(2, 0, 1, 3, 4).reshape(L, n, b, -1)  # [L, N, nc*W, 4H + C]
+        h, c = h0, c0
         outs, self_logits = [], []
         for t in range(L):
             if t > 0 and need_reset:  # zero the state where a new episode starts inside the chunk
@@ -494,20 +499,20 @@ class InfluenceEngine:
             outs.append(h)
         hs = torch.stack(outs, dim=1).reshape(n, L * b, H)
         logits = m.predict(hs).reshape(n, L, b, n - 1, self.A).transpose(0, 1)  # [L, N, b, N-1, A]
-        tg, vm = batch["target"], batch["valid"]
-        ce = F.cross_entropy(logits.reshape(-1, self.A), tg.reshape(-1), reduction="none").reshape(tg.shape)
-        moa_loss = (ce * vm).sum() / vm.sum().clamp_min(1.0)
+        ce = F.cross_entropy(logits.reshape(-1, self.A), target.reshape(-1), reduction="none").reshape(target.shape)
+        moa_loss = (ce * valid).sum() / valid.sum().clamp_min(1.0)
         sl = torch.stack(self_logits)  # [L, N, b, C]
-        self_loss = F.cross_entropy(sl.reshape(-1, self.num_cf), batch["own"].reshape(-1))
-        if stats:
-            with torch.no_grad():
-                correct = (logits.argmax(-1) == tg).float()
-                d = self.stats_decay ** T
-                self._loss_sum = d * self._loss_sum + (ce * vm).sum((0, 2)).double().numpy()
-                self._correct = d * self._correct + (correct * vm).sum((0, 2)).double().numpy()
-                self._count = d * self._count + vm.sum((0, 2)).double().numpy()
-                self._stats = None
-        return moa_loss, self_loss
+        self_loss = F.cross_entropy(sl.reshape(-1, self.num_cf), own.reshape(-1))
+        correct = (logits.detach().argmax(-1) == target).float()
+        return moa_loss, self_loss, ce.detach(), correct
+
+    def _record_stats(self, ce, correct, batch):
+        vm = batch["valid"]
+        d = self.stats_decay ** self.train_every
+        self._loss_sum = d * self._loss_sum + (ce * vm).sum((0, 2)).double().numpy()
+        self._correct = d * self._correct + (correct * vm).sum((0, 2)).double().numpy()
+        self._count = d * self._count + vm.sum((0, 2)).double().numpy()
+        self._stats = None
 
     # ---------------------------------------------------------------- persistence
     def save(self, path: str | os.PathLike) -> None:

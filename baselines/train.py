@@ -19,7 +19,6 @@ import csv
 import io
 import json
 import math
-import os
 import shutil
 import sys
 import time

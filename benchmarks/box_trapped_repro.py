@@ -10,6 +10,7 @@ time), then evaluates every seed for 100 episodes and writes to ``--out``:
 
     python benchmarks/box_trapped_repro.py --total-steps 400000
     python benchmarks/box_trapped_repro.py --phase eval      # evaluate already trained runs
+    python benchmarks/box_trapped_repro.py --phase diagnose  # does OPEN_BOX change the trapped agent's action?
 
 Paper: a selfish A3C influencer opens the box in 0% of trajectories, the influence agent in 88%.
 Training resumes from checkpoints, so an interrupted run can simply be started again.
@@ -115,6 +116,63 @@ def evaluate_all(args: argparse.Namespace) -> None:
         plt.close(fig)
 
 
+def diagnose(args: argparse.Namespace, seed: int = 0, steps: int = 300, force: float = 0.05) -> dict:
+    """Does OPEN_BOX change the trapped agent's next action? (what the influence reward measures)
+
+    Plays the trained influence_moa pair in 32 worlds, forcing the influencer to OPEN_BOX with
+    probability ``force`` per step, and reports the trapped agent's mean action distribution with
+    the box closed and open, and the influencer's raw influence reward at the opening step.
+    """
+    import torch as th
+    from stable_baselines3.common.utils import obs_as_tensor
+
+    from baselines.checkpoint import restore_learners
+    from baselines.envs import influence_wrapper, make_env
+    from baselines.evaluate import load_run
+    from baselines.lockstep import as_learner_obs, make_learners, policy_step, slot_groups, take
+
+    th.set_num_threads(1)
+    info, cfg, ckpt, state = load_run(Path(args.runs) / "influence_moa" / f"seed{seed}")
+    worlds = 32
+    venv = make_env(cfg, "box_trapped", worlds, 777, info["args"]["total_steps"])
+    infl = influence_wrapper(venv)
+    infl.load_moa(str(ckpt / "moa.pt"))
+    infl.global_step = int(state["influence_global_step"])
+    groups = slot_groups(worlds, 2, cfg.sharing)
+    learners = make_learners(cfg, venv.observation_space, venv.action_space, groups, seed=0)
+    restore_learners(ckpt, learners, state)
+    open_action = venv.action_space.n - 1  # OPEN_BOX is Box Trapped's last action
+    obs = venv.reset()
+    lstm = [lrn._last_lstm_states for lrn in learners]
+    starts = [np.ones(len(g), dtype=bool) for g in groups]
+    acts = np.zeros(venv.num_envs, dtype=np.int64)
+    probs = np.zeros((venv.num_envs, venv.action_space.n), dtype=np.float32)
+    opened = np.zeros(worlds, dtype=bool)
+    at_open, other, closed_pi, open_pi = [], [], [], []
+    rng = np.random.default_rng(0)
+    for _ in range(steps):
+        for k, (lrn, g) in enumerate(zip(learners, groups)):
+            o = obs_as_tensor(as_learner_obs(lrn, take(obs, g)), "cpu")
+            a, _, _, lstm[k], p = policy_step(lrn.policy, o, lstm[k], th.tensor(starts[k], dtype=th.float32))
+            acts[g], probs[g] = a.numpy(), p.numpy()
+        acts[::2][rng.random(worlds) < force] = open_action
+        for w in range(worlds):
+            (open_pi if opened[w] else closed_pi).append(probs[2 * w + 1])
+        venv.set_action_probs(probs)
+        obs, _, dones, infos = venv.step(acts)
+        for w in range(worlds):
+            first_open = acts[2 * w] == open_action and not opened[w]
+            (at_open if first_open else other).append(infos[2 * w]["influence_reward"])
+            opened[w] = (opened[w] or acts[2 * w] == open_action) and not dones[2 * w]
+        starts = [dones[g] for g in groups]
+    res = {"trapped_policy_box_closed": [round(float(x), 3) for x in np.mean(closed_pi, 0)],
+           "trapped_policy_box_open": [round(float(x), 3) for x in np.mean(open_pi, 0)] if open_pi else None,
+           "influence_at_opening": float(np.mean(at_open)) if at_open else None, "openings": len(at_open),
+           "influence_other_steps": float(np.mean(other)), "influence_weight": infl.influence_weight}
+    print(json.dumps(res, indent=2))
+    return res
+
+
 def _write_table(out: Path, rows: list[dict], args: argparse.Namespace) -> None:
     import csv
 
@@ -139,7 +197,7 @@ def _write_table(out: Path, rows: list[dict], args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--phase", choices=("all", "train", "eval"), default="all")
+    p.add_argument("--phase", choices=("all", "train", "eval", "diagnose"), default="all")
     p.add_argument("--total-steps", type=int, default=400_000, help="agent-steps per run (default: %(default)s)")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--episodes", type=int, default=100)
@@ -152,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
         train(args)
     if args.phase in ("all", "eval"):
         evaluate_all(args)
+    if args.phase == "diagnose":
+        diagnose(args)
     return 0
 
 

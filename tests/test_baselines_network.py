@@ -5,7 +5,6 @@ import pytest
 import torch as th
 from gymnasium import spaces
 from sb3_contrib import RecurrentPPO
-from sb3_contrib.common.recurrent.type_aliases import RNNStates
 from stable_baselines3.common.utils import obs_as_tensor
 
 from baselines.fake_env import FakeSSDVecEnv

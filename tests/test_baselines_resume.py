@@ -1,7 +1,6 @@
 """Checkpoint, kill -9, resume: the step count, the lr schedule and the weights continue."""
 
 import csv
-import json
 import os
 import signal
 import subprocess
@@ -9,9 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
-import torch as th
 
 from baselines.checkpoint import latest_checkpoint, load_state, restore_learners
 from baselines.config import load_agent_config

@@ -149,6 +149,13 @@ def episode_record(ep: dict[str, Any], returns: list[float]) -> dict[str, Any]:
     return rec
 
 
+def _steps(row: dict[str, Any]) -> int | None:
+    try:
+        return int(float(row["agent_steps"]))
+    except (TypeError, ValueError):
+        return None
+
+
 class CurveWriter:
     """Append-only ``progress.csv``; on resume, rows past the checkpoint are dropped (atomically)."""
 
@@ -157,7 +164,9 @@ class CurveWriter:
         if resume_step is None or not path.exists():
             atomic_write_text(path, ",".join(CURVE_FIELDS) + "\n")
         else:
-            rows = [r for r in csv.DictReader(io.StringIO(path.read_text())) if int(float(r["agent_steps"])) <= resume_step]
+            # a kill -9 can cut the last appended line short: keep only complete rows up to the checkpoint
+            rows = [r for r in csv.DictReader(io.StringIO(path.read_text()))
+                    if None not in r.values() and _steps(r) is not None and _steps(r) <= resume_step]
             buf = io.StringIO()
             w = csv.DictWriter(buf, fieldnames=CURVE_FIELDS, extrasaction="ignore")
             w.writeheader()

@@ -95,3 +95,14 @@ def test_resume_refuses_a_different_run(tmp_path):
         run_training(other)
     other.fresh = True
     assert run_training(other)["agent_steps"] == 512
+
+
+def test_curve_survives_a_torn_last_line(tmp_path):
+    """kill -9 during an append leaves half a row; resuming drops it and rows past the checkpoint."""
+    from baselines.train import CURVE_FIELDS, CurveWriter
+
+    path = tmp_path / "progress.csv"
+    path.write_text(",".join(CURVE_FIELDS) + "\n" + "128,1.0,0,5.0,0.9,4.5,10,2,,,20\n" + "256,2.0,0,6.0,0.9,5.4,10,2,,,20\n" + "38")
+    CurveWriter(path, resume_step=128)
+    lines = path.read_text().strip().splitlines()
+    assert len(lines) == 2 and lines[1].startswith("128,")

@@ -93,8 +93,11 @@ class InfluenceConfig:
 
     ``curriculum_steps`` is the paper's C; its unit is not stated, we read C = 40 as 40e6 steps.
     ``curriculum_fraction`` (when set) replaces it by that fraction of the training budget, which is
-    what short runs need. ``moa_loss_weight`` and ``train_moa_only_when_visible`` are handed to the
-    wrapper that owns the MOA (see README, "MOA loss weight").
+    what short runs need. ``train_moa_only_when_visible`` and ``only_when_visible`` go to the wrapper
+    that owns the MOA; ``moa_loss_weight`` is the paper's value, recorded but not applied: the
+    wrapper's MOA shares no parameters with the policy and trains with its own Adam, for which a
+    constant loss weight cancels out. ``moa_lr`` (default: the agents' ``lr_init``) is the MOA's
+    learning rate (see README, "MOA loss weight").
     """
 
     beta: float = 0.620

@@ -33,8 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 CONFIGS = ("a3c", "influence_moa")
 
 
-def _train_one(job: tuple[str, int, int, int, str]) -> dict:
-    agent, seed, total, worlds, root = job
+def _train_one(job: tuple[str, int, int, int, str, list[str]]) -> dict:
+    agent, seed, total, worlds, root, overrides = job
     import torch
 
     torch.set_num_threads(1)
@@ -47,12 +47,14 @@ def _train_one(job: tuple[str, int, int, int, str]) -> dict:
         if s.get("agent_steps", 0) >= total:
             return s
     args = TrainArgs(agent=agent, game="box_trapped", total_steps=total, seed=seed, num_worlds=worlds,
-                     run_dir=str(run_dir), checkpoint_every=max(total // 5, 1), progress=False)
+                     run_dir=str(run_dir), checkpoint_every=max(total // 5, 1), progress=False,
+                     overrides=list(overrides))
     return run_training(args)
 
 
 def train(args: argparse.Namespace) -> None:
-    jobs = [(agent, seed, args.total_steps, args.num_worlds, args.runs) for agent in CONFIGS for seed in range(args.seeds)]
+    jobs = [(agent, seed, args.total_steps, args.num_worlds, args.runs, args.overrides)
+            for agent in CONFIGS for seed in range(args.seeds)]
     t0 = time.time()
     with mp.get_context("spawn").Pool(args.jobs) as pool:
         for s in pool.imap_unordered(_train_one, jobs):
@@ -181,7 +183,8 @@ def _write_table(out: Path, rows: list[dict], args: argparse.Namespace) -> None:
         w = csv.DictWriter(f, fieldnames=keys)
         w.writeheader()
         w.writerows(rows)
-    lines = [f"Box Trapped, {args.total_steps} agent-steps per run, {args.episodes} evaluation episodes per seed", "",
+    extra = f", overrides {' '.join(args.overrides)}" if args.overrides else ""
+    lines = [f"Box Trapped, {args.total_steps} agent-steps per run, {args.episodes} evaluation episodes per seed{extra}", "",
              "| config | seed | box opened (sampled) | median open step (sampled) | box opened (greedy) | median open step (greedy) |",
              "|---|---|---|---|---|---|"]
     for r in rows:
@@ -205,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     p.add_argument("--runs", default="runs/box_trapped_repro")
     p.add_argument("--out", default="benchmarks/results/box_trapped")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="config override for both configs, e.g. --set ppo.ent_coef=0.03 (repeatable)")
     args = p.parse_args(argv)
     if args.phase in ("all", "train"):
         train(args)

@@ -60,6 +60,16 @@ def randint(rng, b, n):
 
 
 @njit(cache=True, inline="always")
+def shuffle_prefix(arr, n, rng, b):
+    """Fisher-Yates shuffle of arr[:n] in place with world b's stream."""
+    for s in range(n - 1, 0, -1):
+        j = randint(rng, b, s + 1)
+        tmp = arr[s]
+        arr[s] = arr[j]
+        arr[j] = tmp
+
+
+@njit(cache=True, inline="always")
 def _blocks(cell):
     return cell == WALL or cell == BOX_WALL
 
@@ -84,12 +94,7 @@ def reset_worlds(mask, base_grid, spawn_cells, spawn_count, agent_group, grid, p
             n_s = spawn_count[g]
             for s in range(n_s):
                 order[s] = s
-            # Fisher-Yates shuffle of this group's spawn points
-            for s in range(n_s - 1, 0, -1):
-                j = randint(rng, b, s + 1)
-                tmp = order[s]
-                order[s] = order[j]
-                order[j] = tmp
+            shuffle_prefix(order, n_s, rng, b)  # a random order of this group's spawn points
             used = 0
             for i in range(N):
                 if agent_group[i] != g:
@@ -215,11 +220,7 @@ def step_agents(actions, kinds, grid, pos, orient, occ, beam, rng, rewards, stat
         # ---- 6. beams, shooters in random order -----------------------------------------------
         for i in range(N):
             perm[i] = i
-        for s in range(N - 1, 0, -1):
-            j = randint(rng, b, s + 1)
-            tmp = perm[s]
-            perm[s] = perm[j]
-            perm[j] = tmp
+        shuffle_prefix(perm, N, rng, b)
         for q in range(N):
             i = perm[q]
             k = kinds[actions[b, i]]

@@ -23,6 +23,10 @@ agent's own choice at t, so the marginal can be formed when the agent does not s
    buffer (prediction made at t scored against the action at t+1, masked by visibility at t+1);
    the first pass of each round, before the update, gives the running (held-out) loss/accuracy.
 
+Steps 1-2 run as one numba loop (``_act_numba``, same results as the torch ``_act_core`` up to
+float32 rounding) for up to ``FAST_MAX_WORLDS`` worlds, where torch's per-call overhead dominates;
+the torch pass serves larger batches, ``compile_moa`` and hand-replaced MOA methods.
+
 Timing (the classic off-by-one pitfalls): the influence returned by ``step`` at t is the
 influence of the action taken at t, computed from inputs at t (not the previous step's
 counterfactuals), so the wrapper adds it to the reward of that same step: the reward lands on the
@@ -46,6 +50,11 @@ from .core import (
     pairwise_divergence,
     pointwise_mutual_information,
 )
+
+
+# the numba acting pass is used up to this many worlds (measured faster at 1 and 3; the batched
+# torch pass amortises its per-call overhead over more worlds)
+FAST_MAX_WORLDS = 3
 
 
 class BatchedLinear(nn.Module):
@@ -208,6 +217,10 @@ class MOA(nn.Module):
         return logits.reshape(n, b, self.num_cf, self.num_agents - 1, self.num_actions), h2, c2, self_logits
 
 
+_MOA_METHODS = {"encode", "rows", "embed", "pre_activations", "cell", "predict", "counterfactual_step",
+                "forward"}
+
+
 class InfluenceEngine:
     """MOA + online training + influence computation over ``[worlds, agents]`` arrays.
 
@@ -265,6 +278,9 @@ class InfluenceEngine:
         self.first = np.ones(self.W, dtype=bool)
         self._pmi_pending = None
         self._act, self._loss = self._act_core, self._loss_core
+        # numba acting pass (same outputs as ``_act_core``) unless torch.compile was asked for
+        self._fast = _act_numba is not None and not compile_moa and self.W <= FAST_MAX_WORLDS
+        self._fast_key, self._fast_p, self._fast_ts = None, None, None
         if compile_moa:  # opt-in: one fused graph for the acting pass (the first step compiles).
             # Compiling the training pass as well was measured: no faster, 3x the compile time.
             self._act = torch.compile(self._act_core, dynamic=False)
@@ -364,11 +380,15 @@ class InfluenceEngine:
             given[:, :, 0] = np.asarray(policy_given, dtype=bool).T
             sup[:] = np.asarray(policy, dtype=np.float32).transpose(1, 0, 2)
         mask = vis.transpose(1, 0, 2) if self.influence_only_visible else np.ones((n, w, n - 1), bool)
-        with torch.no_grad():
-            total, per_pair, new_h, new_c, cond, marg = self._act(
-                im2col(img), self.model.rows(idx_np, drop_cf=True), self.h, self.c,
-                torch.from_numpy(cf_actual.T.copy()), torch.from_numpy(sup), torch.from_numpy(given),
-                torch.from_numpy(mask.astype(np.float32)))
+        if self._fast and self._fast_ok():
+            total, per_pair, new_h, new_c, cond, marg = self._act_fast(
+                img, idx_np, cf_actual.T, sup, given[:, :, 0], mask)
+        else:
+            with torch.no_grad():
+                total, per_pair, new_h, new_c, cond, marg = self._act(
+                    im2col(img), self.model.rows(idx_np, drop_cf=True), self.h, self.c,
+                    torch.from_numpy(cf_actual.T.copy()), torch.from_numpy(sup), torch.from_numpy(given),
+                    torch.from_numpy(mask.astype(np.float32)))
         if self.divergence == "pmi":
             self._pmi_pending = (cond, marg, torch.from_numpy(mask.astype(np.float32)))
             total, per_pair = pmi_out
@@ -400,6 +420,54 @@ class InfluenceEngine:
             return None, None, new_h, new_c, cond, marg
         per_pair = pairwise_divergence(cond, marg, self.divergence) * mask
         return per_pair.sum(-1).clamp(-self.clip, self.clip), per_pair, new_h, new_c, cond, marg
+
+    def _fast_ok(self) -> bool:
+        """The numba pass mirrors the stock :class:`MOA` and ``_act_core``: any method replaced on
+        the instance (e.g. a hand-set MOA in the tests) or a subclass sends the step to torch."""
+        m = self.model
+        return (type(m) is MOA and not (m.__dict__.keys() & _MOA_METHODS)
+                and type(self) is InfluenceEngine and "_act_core" not in self.__dict__
+                and self._act == self._act_core)
+
+    def _fast_weights(self):
+        """numpy weights for :func:`_act_numba`: views of the parameters, the matmul weights as
+        transposed copies ``[N, out, in]`` (a reduction per output is the fast loop order).  Rebuilt
+        after each training round and ``load`` (which reset ``_fast_key``), and when any parameter
+        is edited in place (torch's version counters; the fused optimiser step does not bump them,
+        hence the explicit reset).  Parameters are updated in place, never replaced."""
+        ts = self._fast_ts
+        if ts is None:
+            m = self.model
+            ts = self._fast_ts = (m.conv_w, m.conv_b, m.fc1.weight, m.fc1.bias, m.fc2.weight, m.fc2.bias,
+                                  m.in_x.weight, m.in_x.bias, m.in_h.weight, m.cat_table, m.head.weight,
+                                  m.head.bias, m.gate_scale)
+        key = tuple([t._version for t in ts])
+        if self._fast_key != key:
+            with torch.no_grad():
+                arrs = [t.detach().numpy() for t in ts]
+            for i in (2, 4, 6, 8, 10):  # fc1, fc2, in_x, in_h, head: [N, in, out] -> [N, out, in]
+                arrs[i] = np.ascontiguousarray(arrs[i].transpose(0, 2, 1))
+            self._fast_p, self._fast_key = arrs, key
+        return self._fast_p
+
+    def _act_fast(self, img, idx_np, actual, sup, given, mask):
+        """The acting pass of :meth:`_act_core` as one numba loop over numpy views of the current
+        weights (shared memory: always the weights the torch path would use).  Same inputs and
+        outputs as ``_act_core`` (torch tensors out), on numpy inputs."""
+        m = self.model
+        p = self._fast_weights()
+        keep = m.keep_slots
+        rows = idx_np[..., keep] + m.offsets[keep] + m._agent_off  # [N, W, S'] rows of cat_table
+        div = {"kl": 0, "jsd": 1}.get(self.divergence, 2)
+        out = _act_numba(np.ascontiguousarray(img, dtype=np.uint8), np.ascontiguousarray(rows),
+                         np.ascontiguousarray(self.h.numpy()), np.ascontiguousarray(self.c.numpy()),
+                         np.ascontiguousarray(actual, dtype=np.int64),
+                         sup, np.ascontiguousarray(given), np.ascontiguousarray(mask, dtype=np.float32),
+                         *p, m.dim_cat, m.cf_off, m.num_cf, self.A, div, float(self.clip))
+        total, per_pair, new_h, new_c, cond, marg = (torch.from_numpy(x) for x in out)
+        if div == 2:
+            total = per_pair = None
+        return total, per_pair, new_h, new_c, cond, marg
 
     def _deliver_pmi(self, actions_t):
         """PMI of the choice made at t-1, now that the others' actions at t are known."""
@@ -468,6 +536,7 @@ class InfluenceEngine:
             self.optimizer.zero_grad(set_to_none=True)
             (moa_loss + self_loss).backward()
             self.optimizer.step()
+            self._fast_key = None  # the numba pass's weight copies are stale now
             self.last_train_loss = float(moa_loss.detach())
             self.train_steps += 1
         # keep the last step: its target arrives with the next step
@@ -530,3 +599,207 @@ class InfluenceEngine:
                              f"but this wrapper needs {self.config}")
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
+        self._fast_key = None
+
+
+# ---------------------------------------------------------------- numba acting pass
+# The acting pass is ~90 tiny torch calls per step (6-10 us of fixed overhead each); for a few
+# worlds one compiled loop over numpy views of the same weights is several times faster.  It
+# computes exactly what ``InfluenceEngine._act_core`` computes (float32, up to rounding).
+try:
+    from numba import njit as _njit
+except ImportError:  # pragma: no cover - numba is a dependency; keep torch working without it
+    _njit = None
+
+
+def _ftanh_py(x):
+    """float32 tanh as a clamped rational function (Eigen's ``generic_fast_tanh_float``): within
+    a few float32 ulp of tanh, and unlike a libm call it vectorises."""
+    x = min(max(x, np.float32(-7.90531110763549805)), np.float32(7.90531110763549805))
+    x2 = x * x
+    p = x2 * np.float32(-2.76076847742355e-16) + np.float32(2.00018790482477e-13)
+    p = p * x2 + np.float32(-8.60467152213735e-11)
+    p = p * x2 + np.float32(5.12229709037114e-08)
+    p = p * x2 + np.float32(1.48572235717979e-05)
+    p = p * x2 + np.float32(6.37261928875436e-04)
+    p = p * x2 + np.float32(4.89352455891786e-03)
+    p = p * x
+    q = x2 * np.float32(1.19825839466702e-06) + np.float32(1.18534705686654e-04)
+    q = q * x2 + np.float32(2.26843463243900e-03)
+    q = q * x2 + np.float32(4.89352518554385e-03)
+    return p / q
+
+
+def _act_numba_py(img, rows, h, c, actual, sup, given, mask, conv_w, conv_b, fc1_t, fc1_b,
+                  fc2_t, fc2_b, inx_t, inx_b, inh_t, cat, head_t, head_b, scale,
+                  dim_cat, cf_off, num_cf, n_act, div_code, clip):
+    """``img`` uint8 [W, N, Hh, Ww, Ch]; ``rows`` int64 [N, W, S'] (rows of ``cat``); ``h, c``
+    [N, W, H]; ``actual`` int64 [N, W]; ``sup`` [N, W, C]; ``given`` bool [N, W]; ``mask`` [N, W, J].
+    ``div_code``: 0 kl, 1 jsd, 2 pmi (divergence not computed)."""
+    nw, n, hh, ww, ch = img.shape
+    oh, ow = hh - 2, ww - 2
+    npos = oh * ow
+    nch = conv_w.shape[1]
+    fc = fc1_t.shape[1]
+    H = h.shape[2]
+    h4 = 4 * H
+    nj = n - 1
+    na = n_act
+    ja = nj * na
+    total = np.zeros((n, nw), np.float32)
+    per_pair = np.zeros((n, nw, nj), np.float32)
+    new_h = np.empty((n, nw, H), np.float32)
+    new_c = np.empty((n, nw, H), np.float32)
+    cond = np.empty((n, nw, nj, na), np.float32)
+    marg = np.empty((n, nw, nj, na), np.float32)
+    patch = np.empty((ch * 9, npos), np.float32)
+    conv = np.empty(nch * npos, np.float32)
+    x1 = np.empty(fc, np.float32)
+    x2 = np.empty(fc, np.float32)
+    pre = np.empty(h4 + num_cf, np.float32)
+    base = np.empty(h4, np.float32)
+    h2 = np.empty((num_cf, H), np.float32)
+    c2 = np.empty((num_cf, H), np.float32)
+    probs_cf = np.empty((num_cf, ja), np.float32)
+    pol = np.empty(num_cf, np.float32)
+    inv255 = np.float32(1.0 / 255.0)
+    one, two, half = np.float32(1.0), np.float32(2.0), np.float32(0.5)
+    gates = np.empty(h4, np.float32)
+    for k in range(n):
+        for w in range(nw):
+            # conv 3x3 valid (im2col order: channel, dy, dx), relu
+            for cc in range(ch):
+                for dy in range(3):
+                    for dx in range(3):
+                        r = cc * 9 + dy * 3 + dx
+                        for i in range(oh):
+                            for j in range(ow):
+                                patch[r, i * ow + j] = np.float32(img[w, k, i + dy, j + dx, cc])
+            for o in range(nch):
+                for p in range(npos):
+                    conv[o * npos + p] = 0.0
+                for r in range(ch * 9):
+                    wv = conv_w[k, o, r]
+                    for p in range(npos):
+                        conv[o * npos + p] += wv * patch[r, p]
+                bo = conv_b[k, o, 0]
+                for p in range(npos):
+                    v = conv[o * npos + p] * inv255 + bo
+                    conv[o * npos + p] = v if v > 0.0 else np.float32(0.0)
+            # fc1, fc2 (tanh)
+            for q in range(fc):  # the *_t weights are transposed: [out, in], a reduction per output
+                acc = np.float32(0.0)
+                for r in range(nch * npos):
+                    acc += conv[r] * fc1_t[k, q, r]
+                x1[q] = acc + fc1_b[k, 0, q]
+            for q in range(fc):
+                x1[q] = np.tanh(x1[q])
+            for q in range(fc):
+                acc = np.float32(0.0)
+                for r in range(fc):
+                    acc += x1[r] * fc2_t[k, q, r]
+                x2[q] = acc + fc2_b[k, 0, q]
+            for q in range(fc):
+                x2[q] = np.tanh(x2[q])
+            # gates + self-model logits
+            for q in range(h4 + num_cf):
+                acc = np.float32(0.0)
+                for r in range(fc):
+                    acc += x2[r] * inx_t[k, q, r]
+                acc2 = np.float32(0.0)
+                for r in range(H):
+                    acc2 += h[k, w, r] * inh_t[k, q, r]
+                pre[q] = (acc + inx_b[k, 0, q]) + acc2
+            for q in range(h4):
+                base[q] = pre[q]
+            for s in range(rows.shape[2]):
+                rr = rows[k, w, s]
+                for q in range(h4):
+                    base[q] += cat[rr, q]
+            for q in range(h4):
+                base[q] *= scale[q]
+            # one LSTM cell per counterfactual value
+            cf0 = k * dim_cat + cf_off
+            for a in range(num_cf):
+                for q in range(h4):  # one sigmoid over all four gates (g block pre-doubled)
+                    gates[q] = half + half * _ftanh(half * (base[q] + cat[cf0 + a, q] * scale[q]))
+                for q in range(H):
+                    cv = gates[H + q] * c[k, w, q] + gates[q] * (two * gates[3 * H + q] - one)
+                    c2[a, q] = cv
+                    h2[a, q] = gates[2 * H + q] * _ftanh(cv)
+                # head -> logits [J*A], softmax over A
+                for q in range(ja):
+                    acc = np.float32(0.0)
+                    for r in range(H):
+                        acc += h2[a, r] * head_t[k, q, r]
+                    probs_cf[a, q] = acc + head_b[k, 0, q]
+                for jj in range(nj):
+                    mx = probs_cf[a, jj * na]
+                    for b in range(1, na):
+                        mx = max(mx, probs_cf[a, jj * na + b])
+                    ssum = 0.0
+                    for b in range(na):
+                        e = np.exp(probs_cf[a, jj * na + b] - mx)
+                        probs_cf[a, jj * na + b] = e
+                        ssum += e
+                    for b in range(na):
+                        probs_cf[a, jj * na + b] /= ssum
+            act = actual[k, w]
+            for q in range(H):
+                new_h[k, w, q] = h2[act, q]
+                new_c[k, w, q] = c2[act, q]
+            # the agent's own policy where supplied, else the self-model's softmax
+            if given[k, w]:
+                for a in range(num_cf):
+                    pol[a] = sup[k, w, a]
+            else:
+                mx = pre[h4]
+                for a in range(1, num_cf):
+                    mx = max(mx, pre[h4 + a])
+                ssum = 0.0
+                for a in range(num_cf):
+                    e = np.exp(pre[h4 + a] - mx)
+                    pol[a] = e
+                    ssum += e
+                for a in range(num_cf):
+                    pol[a] /= ssum
+            for jj in range(nj):
+                for b in range(na):
+                    cond[k, w, jj, b] = probs_cf[act, jj * na + b]
+                    mv = 0.0
+                    for a in range(num_cf):
+                        mv += pol[a] * probs_cf[a, jj * na + b]
+                    marg[k, w, jj, b] = mv
+            if div_code == 2:
+                continue
+            tot = 0.0
+            for jj in range(nj):
+                d = 0.0
+                for b in range(na):
+                    p = cond[k, w, jj, b]
+                    q = marg[k, w, jj, b]
+                    if div_code == 0:
+                        if p > 0.0:
+                            d += p * (np.log(p) - np.log(max(q, 1e-20)))
+                    else:
+                        m = 0.5 * (p + q)
+                        if p > 0.0:
+                            d += 0.5 * p * (np.log(p) - np.log(max(m, 1e-20)))
+                        if q > 0.0:
+                            d += 0.5 * q * (np.log(q) - np.log(max(m, 1e-20)))
+                if not np.isfinite(d):
+                    d = 0.0
+                d = d * mask[k, w, jj]
+                per_pair[k, w, jj] = d
+                tot += d
+            total[k, w] = min(max(tot, -clip), clip)
+    return total, per_pair, new_h, new_c, cond, marg
+
+
+# fastmath without the no-NaN/no-inf assumptions: the divergence's non-finite check must stay
+_FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
+if _njit is not None:
+    _ftanh = _njit(cache=True, fastmath=_FASTMATH, inline="always")(_ftanh_py)
+    _act_numba = _njit(cache=True, fastmath=_FASTMATH)(_act_numba_py)
+else:  # pragma: no cover
+    _ftanh = _act_numba = None

@@ -653,6 +653,7 @@ def _act_numba_py(img, rows, h, c, actual, sup, given, mask, conv_w, conv_b, fc1
     cond = np.empty((n, nw, nj, na), np.float32)
     marg = np.empty((n, nw, nj, na), np.float32)
     patch = np.empty((ch * 9, npos), np.float32)
+    imgf = np.empty((ch, hh, ww), np.float32)
     conv = np.empty(nch * npos, np.float32)
     x1 = np.empty(fc, np.float32)
     x2 = np.empty(fc, np.float32)
@@ -668,13 +669,17 @@ def _act_numba_py(img, rows, h, c, actual, sup, given, mask, conv_w, conv_b, fc1
     for k in range(n):
         for w in range(nw):
             # conv 3x3 valid (im2col order: channel, dy, dx), relu
+            for y in range(hh):  # channels first, as float: the patch rows below are then slices
+                for x in range(ww):
+                    for cc in range(ch):
+                        imgf[cc, y, x] = np.float32(img[w, k, y, x, cc])
             for cc in range(ch):
                 for dy in range(3):
                     for dx in range(3):
                         r = cc * 9 + dy * 3 + dx
                         for i in range(oh):
                             for j in range(ow):
-                                patch[r, i * ow + j] = np.float32(img[w, k, i + dy, j + dx, cc])
+                                patch[r, i * ow + j] = imgf[cc, i + dy, j + dx]
             for o in range(nch):
                 for p in range(npos):
                     conv[o * npos + p] = 0.0
@@ -799,7 +804,7 @@ def _act_numba_py(img, rows, h, c, actual, sup, given, mask, conv_w, conv_b, fc1
 # fastmath without the no-NaN/no-inf assumptions: the divergence's non-finite check must stay
 _FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 if _njit is not None:
-    _ftanh = _njit(cache=True, fastmath=_FASTMATH, inline="always")(_ftanh_py)
-    _act_numba = _njit(cache=True, fastmath=_FASTMATH)(_act_numba_py)
+    _ftanh = _njit(cache=True, fastmath=_FASTMATH, error_model="numpy", inline="always")(_ftanh_py)
+    _act_numba = _njit(cache=True, fastmath=_FASTMATH, error_model="numpy")(_act_numba_py)
 else:  # pragma: no cover
     _ftanh = _act_numba = None

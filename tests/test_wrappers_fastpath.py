@@ -88,3 +88,77 @@ def test_numba_pass_used_only_where_it_mirrors_torch():
     assert env.engine._fast_ok()
     env.engine.model.counterfactual_step = lambda *a: None  # a hand-set MOA: torch path
     assert not env.engine._fast_ok()
+
+
+def _lstm_reference(model, gin, w_h, h0, c0, keep):
+    """The training recurrence written with :meth:`MOA.cell` and autograd (the reference)."""
+    h4 = 4 * model.lstm_size
+    h, c = h0, c0
+    hs, self_logits = [], []
+    for t in range(gin.shape[1]):
+        if t > 0 and keep is not None:
+            h, c = h * keep[t], c * keep[t]
+        pre = torch.baddbmm(gin[:, t], h, w_h)
+        self_logits.append(pre[..., h4:])
+        h, c = model.cell(pre[..., :h4], c)
+        hs.append(h)
+    return torch.stack(hs, 1), torch.stack(self_logits, 1)
+
+
+@pytest.mark.parametrize("fast", [False, True])
+@pytest.mark.parametrize("with_reset", [False, True])
+def test_lstm_sequence_matches_autograd_through_the_cell(monkeypatch, fast, with_reset):
+    """The hand-written backward of the training recurrence (numba loops, or torch ops) gives the
+    same outputs and gradients as autograd through ``MOA.cell``, episode resets included."""
+    monkeypatch.setattr(moa, "FAST_LSTM", fast)
+    n, L, b, H, C = 3, 5, 4, 16, 6
+    model = moa.MOA(n, 4, [6, 5, 5], 0, (5, 5, 3), lstm_size=H)
+    g = torch.Generator().manual_seed(0)
+    gin = torch.randn(n, L, b, 4 * H + C, generator=g).requires_grad_()
+    w_h = (torch.randn(n, H, 4 * H + C, generator=g) * 0.3).requires_grad_()
+    h0, c0 = torch.randn(n, b, H, generator=g) * 0.5, torch.randn(n, b, H, generator=g)
+    keep = None
+    if with_reset:
+        keep = torch.ones(L, b, 1)
+        keep[2, 1] = keep[4, 3] = keep[1, 0] = 0.0
+    d_hs, d_self = torch.randn(n, L, b, H, generator=g), torch.randn(n, L, b, C, generator=g)
+    out = []
+    for fn in (lambda: _lstm_reference(model, gin, w_h, h0, c0, keep),
+               lambda: moa.lstm_sequence(gin, w_h, h0, c0, keep, model.gate_scale)):
+        gin.grad = w_h.grad = None
+        hs, sl = fn()
+        ((hs * d_hs).sum() + (sl * d_self).sum()).backward()
+        out.append((hs.detach(), sl.detach(), gin.grad.clone(), w_h.grad.clone()))
+    for r, f in zip(*out):
+        np.testing.assert_allclose(f.numpy(), r.numpy(), rtol=1e-4, atol=2e-5)
+    if with_reset:  # the reset of row 0 at step 1 cuts the last step's gradient to step 0
+        gin.grad = None
+        hs, _ = moa.lstm_sequence(gin, w_h, h0, c0, keep, model.gate_scale)
+        hs[:, -1].sum().backward()
+        assert gin.grad[:, 0, 0].abs().max() == 0 and gin.grad[:, 0, 2].abs().max() > 0  # row 2: no reset
+
+
+def test_lstm_sequence_torch_backward_passes_gradcheck():
+    n, L, b, H, C = 2, 3, 2, 3, 2
+    g = torch.Generator().manual_seed(1)
+    gin = torch.randn(n, L, b, 4 * H + C, generator=g, dtype=torch.float64, requires_grad=True)
+    w_h = torch.randn(n, H, 4 * H + C, generator=g, dtype=torch.float64, requires_grad=True)
+    h0, c0 = torch.randn(n, b, H, dtype=torch.float64), torch.randn(n, b, H, dtype=torch.float64)
+    keep = torch.tensor([[1.0, 1.0], [0.0, 1.0], [1.0, 0.0]], dtype=torch.float64)[..., None]
+    scale = torch.ones(4 * H, dtype=torch.float64)
+    scale[3 * H:] = 2.0
+    # float64 runs the torch ops (the numba loops are float32)
+    assert torch.autograd.gradcheck(lambda x, w: moa.lstm_sequence(x, w, h0, c0, keep, scale), (gin, w_h))
+
+
+def test_training_same_with_and_without_numba_lstm(monkeypatch):
+    """End to end through several training rounds, episode ends inside BPTT chunks included."""
+    def make():
+        return InfluenceReward(ToySSD(num_agents=3, num_actions=4, max_cycles=37), train_every=16, bptt=8,
+                               seed=1)
+    env = make()
+    fast = _run(env, 150)
+    assert env.engine.train_steps > 5
+    monkeypatch.setattr(moa, "FAST_LSTM", False)
+    ref = _run(make(), 150)
+    np.testing.assert_allclose(fast, ref, rtol=1e-4, atol=1e-5)

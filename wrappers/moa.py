@@ -55,6 +55,9 @@ from .core import (
 # the numba acting pass is used up to this many worlds: it measured faster than the batched torch
 # pass at every count tried (1-32 worlds: 3.6x at 1, 1.6x at 32, one thread), so no limit by default
 FAST_MAX_WORLDS = 1 << 30
+# the training pass's LSTM recurrence runs as numba loops (``_lstm_fwd_numba``/``_lstm_bwd_numba``);
+# False: the same recurrence in torch ops (also the fallback without numba, and for float64)
+FAST_LSTM = True
 
 
 class BatchedLinear(nn.Module):
@@ -215,6 +218,104 @@ class MOA(nn.Module):
         h2, c2 = self.cell(gates, c.unsqueeze(2), prescaled=True)
         logits = self.predict(h2.reshape(n, b * self.num_cf, -1))
         return logits.reshape(n, b, self.num_cf, self.num_agents - 1, self.num_actions), h2, c2, self_logits
+
+
+class _LSTMSequence(torch.autograd.Function):
+    """L steps of :meth:`MOA.cell` on precomputed input gates, with a hand-written backward.
+
+    Autograd through the per-step cell records ~30 tiny ops per step; here the forward keeps the
+    few tensors the backward needs, the backward's elementwise work is one op per term over all
+    steps, and the recurrent weight's gradient is one matmul over all steps."""
+
+    @staticmethod
+    def forward(ctx, gin, w_h, h0, c0, keep, scale):
+        n, L, b, G = gin.shape
+        H = h0.shape[-1]
+        h4 = 4 * H
+        ctx.fast = _lstm_fwd_numba is not None and gin.dtype == torch.float32 and FAST_LSTM
+        if ctx.fast:  # the same loop compiled (float32)
+            gin, w_h, h0, c0, scale = (x.detach().contiguous() for x in (gin, w_h, h0, c0, scale))
+            hs, hp, cp, tc = (torch.empty(n, L, b, H) for _ in range(4))
+            sig = torch.empty(n, L, b, h4)
+            self_logits = torch.empty(n, L, b, G - h4)
+            kp = torch.ones(L, b) if keep is None else keep.reshape(L, b).contiguous()
+            _lstm_fwd_numba(gin.numpy(), w_h.numpy(), h0.numpy(), c0.numpy(), kp.numpy(), scale.numpy(),
+                            hs.numpy(), self_logits.numpy(), hp.numpy(), cp.numpy(), sig.numpy(), tc.numpy())
+            ctx.save_for_backward(w_h, hp, cp, sig, tc, kp, scale)
+            return hs, self_logits
+        h, c = h0, c0
+        hp, cp, sig, tcs, hs, self_logits = [], [], [], [], [], []
+        for t in range(L):
+            if t > 0 and keep is not None:  # a new episode starts here: zero its state
+                h, c = h * keep[t], c * keep[t]
+            pre = torch.baddbmm(gin[:, t], h, w_h)  # [N, b, 4H + C]
+            s = torch.sigmoid(pre[..., :h4] * scale)  # i, f, o, and (g + 1) / 2 (g block doubled)
+            g = s[..., 3 * H:] * 2.0 - 1.0
+            c2 = torch.addcmul(s[..., H:2 * H] * c, s[..., :H], g)
+            tc = torch.tanh(c2)
+            hp.append(h)
+            cp.append(c)
+            sig.append(s)
+            tcs.append(tc)
+            self_logits.append(pre[..., h4:])  # own choice at t from (feature_t, h_{t-1})
+            h, c = s[..., 2 * H:3 * H] * tc, c2
+            hs.append(h)
+        ctx.save_for_backward(w_h, torch.stack(hp, 1), torch.stack(cp, 1), torch.stack(sig, 1),
+                              torch.stack(tcs, 1), keep, scale)
+        return torch.stack(hs, 1), torch.stack(self_logits, 1)
+
+    @staticmethod
+    def backward(ctx, d_hs, d_self):
+        w_h, hp, cp, sig, tc, keep, scale = ctx.saved_tensors
+        n, L, b, H = hp.shape
+        h4 = 4 * H
+        if d_hs is None:
+            d_hs = torch.zeros_like(hp)
+        if d_self is None:
+            d_self = torch.zeros(n, L, b, w_h.shape[-1] - h4)
+        if ctx.fast:
+            d_gin = torch.empty(n, L, b, w_h.shape[-1])
+            _lstm_bwd_numba(d_hs.contiguous().numpy(), d_self.contiguous().numpy(), w_h.numpy(), cp.numpy(),
+                            sig.numpy(), tc.numpy(), keep.numpy(), scale.numpy(), d_gin.numpy())
+            d_w = torch.bmm(hp.view(n, L * b, H).transpose(1, 2), d_gin.view(n, L * b, -1))
+            return d_gin, d_w, None, None, None, None
+        # d pre-activation = upstream * z with z = [g, c_prev, tanh(c), i] * sigmoid' * scale^2
+        # (for every gate at once; the g block's sigmoid is of 2x, and g = 2 sigmoid - 1)
+        si, sf, so, sg = sig.split(H, -1)
+        z = torch.cat([sg * 2.0 - 1.0, cp, tc, si], -1).mul_(sig * (1.0 - sig)).mul_(scale * scale)
+        o_dtanh = so * (1.0 - tc * tc)  # d h / d c through h = o tanh(c)
+        fk = sf if keep is None else sf * keep  # d c_{t-1} / d c_t, including the reset mask
+        w_g, w_s = w_h[..., :h4].transpose(1, 2), w_h[..., h4:].transpose(1, 2)
+        # the self-model's share of d h_{t-1}, all steps in one matmul
+        dh_self = torch.bmm(d_self.reshape(n, L * b, -1), w_s).view(n, L, b, H)
+        dgates = [None] * L
+        dh_next = dc_next = None
+        for t in reversed(range(L)):
+            dh = d_hs[:, t] if dh_next is None else d_hs[:, t] + dh_next
+            dc = dh * o_dtanh[:, t] if dc_next is None else torch.addcmul(dc_next, dh, o_dtanh[:, t])
+            dg = torch.stack([dc, dc, dh, dc], 2).view(n, b, h4).mul_(z[:, t])
+            dgates[t] = dg
+            if t > 0:
+                dh_next = torch.baddbmm(dh_self[:, t], dg, w_g)
+                dc_next = dc * fk[:, t]
+                if keep is not None:
+                    dh_next = dh_next * keep[t]
+        d_gin = torch.cat([torch.stack(dgates, 1), d_self], -1)  # [N, L, b, 4H + C]
+        d_w = torch.bmm(hp.view(n, L * b, H).transpose(1, 2), d_gin.view(n, L * b, -1))
+        return d_gin, d_w, None, None, None, None
+
+
+def lstm_sequence(gin, w_h, h0, c0, keep, scale):
+    """The MOA's LSTM over L steps, every chunk and world in one batch.
+
+    ``gin`` ``[N, L, b, 4H + C]``: the input part of the gates (feature and one-hot inputs; g
+    block not yet doubled) and of the self-model's logits; ``w_h`` ``[N, H, 4H + C]``: the
+    recurrent weight (``MOA.in_h.weight``); ``h0, c0`` ``[N, b, H]``; ``keep`` ``[L, b, 1]`` (0
+    where an episode starts at step t > 0 of the chunk: the state is zeroed) or None; ``scale``:
+    ``MOA.gate_scale``.  Returns the LSTM outputs ``[N, L, b, H]`` and the self-model's logits
+    ``[N, L, b, C]`` (read from (feature_t, h_{t-1}), as in :meth:`MOA.counterfactual_step`).
+    Same values as looping :meth:`MOA.cell`; the backward is hand-written (:class:`_LSTMSequence`)."""
+    return _LSTMSequence.apply(gin, w_h, h0, c0, keep, scale)
 
 
 _MOA_METHODS = {"encode", "rows", "embed", "pre_activations", "cell", "predict", "counterfactual_step",
@@ -496,6 +597,45 @@ class InfluenceEngine:
         self.buf_len += 1
 
     # ---------------------------------------------------------------- training
+    def _train_batch(self) -> dict:
+        """The buffer as training tensors in *chunk order*: the T steps are cut into T/L chunks of
+        L = ``bptt`` steps, and every per-step quantity is laid out ``[N, L, nc*W, ...]`` (time
+        slot l of every chunk and world side by side), so that the whole buffer goes through the
+        encoder in one batch and each LSTM step reads a contiguous ``[N, nc*W, ...]`` slab."""
+        T, L, n, w = self.train_every, self.bptt, self.N, self.W
+        nc = T // L
+        b = nc * w
+
+        def chunked(x):  # numpy [T, N, W, ...] -> [N, L, nc*W, ...]
+            x = x.reshape(nc, L, n, w, *x.shape[3:]).transpose(2, 1, 0, 3, *range(4, x.ndim + 1))
+            return np.ascontiguousarray(x).reshape(n, L, b, *x.shape[4:])
+
+        m = self.model
+        # im2col of the whole buffer in chunk order: column ((l*nc + c)*W + w)*P + position
+        x = torch.from_numpy(self.buf_img[:T])  # [T, W, N, h, w, C] uint8, t = c*L + l
+        _, _, _, hh, ww, ch = x.shape
+        st, sw_, sn, sh, sx, sc = x.stride()
+        patches = x.as_strided((n, ch, 3, 3, L, nc, w, hh - 2, ww - 2),
+                               (sn, sc, sh, sx, st, L * st, sw_, sh, sx))
+        patches = patches.to(torch.float32, memory_format=torch.contiguous_format).view(n, ch * 9, -1)
+        valid = ~self.buf_first[1:T + 1][:, None, :, None]  # [T, 1, W, 1]: no target across episodes
+        if self.train_only_visible:
+            valid = valid & self.buf_vis[1:T + 1]  # visibility when the target action was taken
+        valid = np.broadcast_to(valid, self.buf_target[1:T + 1].shape)
+        keep = (~self.buf_first[:T]).reshape(nc, L, w).transpose(1, 0, 2).reshape(L, b, 1)
+        rows = chunked(self.buf_idx[:T]) + m.offsets + m._agent_off[:, :, :, None]  # [N, L, b, S]
+        return dict(
+            patches=patches,
+            rows=torch.from_numpy(rows.reshape(n * L * b, -1)),  # rows of cat_table, one bag per step
+            target=torch.from_numpy(chunked(self.buf_target[1:T + 1])),  # others' actions at t+1
+            valid=torch.from_numpy(chunked(valid).astype(np.float32)),
+            # None: no episode starts inside a chunk (the usual case), so no state is ever reset
+            keep=torch.from_numpy(keep.astype(np.float32)) if not keep[1:].all() else None,
+            own=torch.from_numpy(chunked(self.buf_cf[:T])),  # own choice at t (self-model target)
+            h0=torch.from_numpy(np.ascontiguousarray(self.buf_h[0:T:L].transpose(1, 0, 2, 3)).reshape(n, b, self.H)),
+            c0=torch.from_numpy(np.ascontiguousarray(self.buf_c[0:T:L].transpose(1, 0, 2, 3)).reshape(n, b, self.H)),
+        )
+
     def _train(self):
         """Cross-entropy on the buffer: the prediction made at t is scored against the others'
         actions at t+1 (masked by visibility at t+1 and by episode ends); the self-model against
@@ -504,33 +644,12 @@ class InfluenceEngine:
 
         The first forward pass uses the weights the buffer was collected with, so it reproduces
         the acting-time predictions: the running loss/accuracy come from it (held-out data)."""
-        T, L, n, w = self.train_every, self.bptt, self.N, self.W
-        nc = T // L
-
-        def chunked(x):  # [T, N, W, ...] -> [L, N, nc*W, ...]
-            x = x.reshape(nc, L, n, w, *x.shape[3:]).permute(1, 2, 0, 3, *range(4, x.dim() + 1))
-            return x.reshape(L, n, nc * w, *x.shape[4:])
-
-        valid = ~self.buf_first[1:T + 1][:, None, :, None]  # [T, 1, W, 1]: no target across episodes
-        if self.train_only_visible:
-            valid = valid & self.buf_vis[1:T + 1]  # visibility when the target action was taken
-        valid = np.broadcast_to(valid, self.buf_target[1:T + 1].shape)
-        batch = dict(
-            patches=im2col(self.buf_img[:T].reshape(T * w, n, *self.buf_img.shape[3:])),
-            rows=self.model.rows(np.ascontiguousarray(self.buf_idx[:T].transpose(1, 0, 2, 3)).reshape(n, T * w, -1)),
-            target=chunked(torch.from_numpy(self.buf_target[1:T + 1])),  # others' actions at t+1
-            valid=chunked(torch.from_numpy(valid.astype(np.float32))),
-            keep=torch.from_numpy(~self.buf_first[:T]).float().reshape(nc, L, w).transpose(0, 1).reshape(L, 1, nc * w, 1),
-            own=chunked(torch.from_numpy(self.buf_cf[:T])),  # own choice at t (self-model target)
-            h0=torch.from_numpy(self.buf_h[0:T:L]).permute(1, 0, 2, 3).reshape(n, nc * w, self.H),
-            c0=torch.from_numpy(self.buf_c[0:T:L]).permute(1, 0, 2, 3).reshape(n, nc * w, self.H),
-        )
-        need_reset = bool((batch["keep"][1:] == 0).any())  # an episode starts inside a chunk
+        batch = self._train_batch()
         if self.train_iters == 0:  # still score the predictions, without learning
             with torch.no_grad():
-                self._record_stats(*self._loss(**batch, need_reset=need_reset)[2:], batch)
+                self._record_stats(*self._loss(**batch)[2:], batch)
         for it in range(self.train_iters):
-            moa_loss, self_loss, ce, correct = self._loss(**batch, need_reset=need_reset)
+            moa_loss, self_loss, ce, correct = self._loss(**batch)
             if it == 0:  # the weights the buffer was collected with: held-out statistics
                 self._record_stats(ce, correct, batch)
             self.optimizer.zero_grad(set_to_none=True)
@@ -540,47 +659,41 @@ class InfluenceEngine:
             self.last_train_loss = float(moa_loss.detach())
             self.train_steps += 1
         # keep the last step: its target arrives with the next step
+        T = self.train_every
         for buf in (self.buf_img, self.buf_idx, self.buf_h, self.buf_c, self.buf_first,
                     self.buf_target, self.buf_vis, self.buf_cf):
             buf[0] = buf[T]
         self.buf_len = 1
 
-    def _loss_core(self, patches, rows, target, valid, keep, own, h0, c0, need_reset: bool):
-        """MOA and self-model cross-entropy on a chunked batch (tensors only).  Also returns the
-        per-entry cross-entropy and correctness for the running statistics."""
-        m, n, w, H, L = self.model, self.N, self.W, self.H, self.bptt
-        T = self.train_every
-        nc = T // L
-        b = nc * w
+    def _loss_core(self, patches, rows, target, valid, keep, own, h0, c0):
+        """MOA and self-model cross-entropy on a batch from :meth:`_train_batch` (tensors only).
+        Also returns the per-entry cross-entropy and correctness for the running statistics.
+
+        The encoder, the input part of the gates and the one-hot embedding run for all T steps
+        in one batch; only the recurrence loops over the L steps of a chunk
+        (:func:`lstm_sequence`, same cell as :meth:`MOA.cell`)."""
+        m, n, H, L = self.model, self.N, self.H, self.bptt
+        q = patches.shape[-1] // ((m.obs_shape[0] - 2) * (m.obs_shape[1] - 2))  # T*W steps
+        b = q // L
         h4 = 4 * H
-        feat = m.encode(patches, T * w)  # [N, T*W, fc], rows ordered (t, w)
-        gx = _lin(m.in_x, feat)  # [N, T*W, 4H + C]: the input part of gates and self-model, all steps at once
-        gx = torch.cat([gx[..., :h4] + m.embed(rows, n, T * w), gx[..., h4:]], dim=-1)
-        gin = gx.reshape(n, nc, L, w, -1).permute(2, 0, 1, 3, 4).reshape(L, n, b, -1)  # [L, N, nc*W, 4H + C]
-        h, c = h0, c0
-        outs, self_logits = [], []
-        for t in range(L):
-            if t > 0 and need_reset:  # zero the state where a new episode starts inside the chunk
-                h, c = h * keep[t], c * keep[t]
-            pre = torch.baddbmm(gin[t], h, m.in_h.weight)
-            self_logits.append(pre[..., h4:])  # own choice at t from (feature_t, h_{t-1})
-            h, c = m.cell(pre[..., :h4], c)
-            outs.append(h)
-        hs = torch.stack(outs, dim=1).reshape(n, L * b, H)
-        logits = m.predict(hs).reshape(n, L, b, n - 1, self.A).transpose(0, 1)  # [L, N, b, N-1, A]
-        ce = F.cross_entropy(logits.reshape(-1, self.A), target.reshape(-1), reduction="none").reshape(target.shape)
+        feat = m.encode(patches, q)  # [N, q, fc], rows in chunk order
+        gx = _lin(m.in_x, feat)  # [N, q, 4H + C]: the input part of gates and self-model
+        emb = F.embedding_bag(rows, m.cat_table, mode="sum").view(n, q, h4)  # one-hot inputs
+        gin = torch.cat([gx[..., :h4] + emb, gx[..., h4:]], dim=-1).view(n, L, b, -1)
+        hs, self_logits = lstm_sequence(gin, m.in_h.weight, h0, c0, keep, m.gate_scale)
+        logits = m.predict(hs.view(n, L * b, H)).view(*target.shape, self.A)  # [N, L, b, N-1, A]
+        ce = F.cross_entropy(logits.reshape(-1, self.A), target.reshape(-1), reduction="none").view(target.shape)
         moa_loss = (ce * valid).sum() / valid.sum().clamp_min(1.0)
-        sl = torch.stack(self_logits)  # [L, N, b, C]
-        self_loss = F.cross_entropy(sl.reshape(-1, self.num_cf), own.reshape(-1))
+        self_loss = F.cross_entropy(self_logits.reshape(-1, self.num_cf), own.reshape(-1))
         correct = (logits.detach().argmax(-1) == target).float()
         return moa_loss, self_loss, ce.detach(), correct
 
     def _record_stats(self, ce, correct, batch):
         vm = batch["valid"]
         d = self.stats_decay ** self.train_every
-        self._loss_sum = d * self._loss_sum + (ce * vm).sum((0, 2)).double().numpy()
-        self._correct = d * self._correct + (correct * vm).sum((0, 2)).double().numpy()
-        self._count = d * self._count + vm.sum((0, 2)).double().numpy()
+        self._loss_sum = d * self._loss_sum + (ce * vm).sum((1, 2)).double().numpy()
+        self._correct = d * self._correct + (correct * vm).sum((1, 2)).double().numpy()
+        self._count = d * self._count + vm.sum((1, 2)).double().numpy()
         self._stats = None
 
     # ---------------------------------------------------------------- persistence
@@ -808,3 +921,102 @@ if _njit is not None:
     _act_numba = _njit(cache=True, fastmath=_FASTMATH, error_model="numpy")(_act_numba_py)
 else:  # pragma: no cover
     _ftanh = _act_numba = None
+
+
+# ---------------------------------------------------------------- numba LSTM sequence (training)
+# The training pass's recurrence is L steps of a [N, b, H] x [N, H, 4H + C] matmul plus ~15
+# elementwise ops on [N, b, H]-sized tensors, forward and backward: torch's per-op overhead on such
+# small tensors costs more than the arithmetic.  These loops do the same per (agent, row), with the
+# recurrent weight of one agent (H x (4H + C) floats) staying in cache.
+def _lstm_fwd_py(gin, w, h0, c0, keep, scale, hs, self_logits, hp, cp, sig, tc):
+    """Forward of :class:`_LSTMSequence`: fills ``hs``, ``self_logits`` and the saved tensors
+    ``hp`` (h_{t-1} after the reset mask), ``cp`` (same for c), ``sig`` (gate sigmoids), ``tc``
+    (tanh of the new cell state).  ``keep`` float32 ``[L, b]`` (1 where the state is kept)."""
+    n, L, b, G = gin.shape
+    H = h0.shape[2]
+    h4 = 4 * H
+    half, one, two = np.float32(0.5), np.float32(1.0), np.float32(2.0)
+    pre = np.empty(G, np.float32)
+    h = np.empty(H, np.float32)
+    c = np.empty(H, np.float32)
+    for k in range(n):
+        for r in range(b):
+            for j in range(H):
+                h[j] = h0[k, r, j]
+                c[j] = c0[k, r, j]
+            for t in range(L):
+                if t > 0:
+                    kp = keep[t, r]
+                    for j in range(H):
+                        h[j] *= kp
+                        c[j] *= kp
+                for j in range(H):
+                    hp[k, t, r, j] = h[j]
+                    cp[k, t, r, j] = c[j]
+                for q in range(G):
+                    pre[q] = gin[k, t, r, q]
+                for j in range(H):
+                    hv = h[j]
+                    for q in range(G):
+                        pre[q] += hv * w[k, j, q]
+                for q in range(G - h4):
+                    self_logits[k, t, r, q] = pre[h4 + q]
+                for q in range(h4):  # sigmoid(x) = (1 + tanh(x / 2)) / 2
+                    sig[k, t, r, q] = half + half * _ftanh(half * pre[q] * scale[q])
+                for j in range(H):
+                    g = two * sig[k, t, r, 3 * H + j] - one
+                    cv = sig[k, t, r, H + j] * c[j] + sig[k, t, r, j] * g
+                    tv = _ftanh(cv)
+                    tc[k, t, r, j] = tv
+                    c[j] = cv
+                    h[j] = sig[k, t, r, 2 * H + j] * tv
+                    hs[k, t, r, j] = h[j]
+
+
+def _lstm_bwd_py(d_hs, d_self, w, cp, sig, tc, keep, scale, d_gin):
+    """Backward of :class:`_LSTMSequence` except the recurrent weight's gradient (one matmul,
+    left to torch): fills ``d_gin`` ``[N, L, b, 4H + C]``."""
+    n, L, b, G = d_gin.shape
+    H = cp.shape[3]
+    h4 = 4 * H
+    one, two = np.float32(1.0), np.float32(2.0)
+    dh = np.empty(H, np.float32)
+    dc = np.empty(H, np.float32)
+    dh_next = np.empty(H, np.float32)
+    dc_next = np.empty(H, np.float32)
+    for k in range(n):
+        for r in range(b):
+            for j in range(H):
+                dh_next[j] = 0.0
+                dc_next[j] = 0.0
+            for t in range(L - 1, -1, -1):
+                for j in range(H):
+                    si = sig[k, t, r, j]
+                    sf = sig[k, t, r, H + j]
+                    so = sig[k, t, r, 2 * H + j]
+                    sg = sig[k, t, r, 3 * H + j]
+                    tv = tc[k, t, r, j]
+                    dhv = d_hs[k, t, r, j] + dh_next[j]
+                    dcv = dc_next[j] + dhv * so * (one - tv * tv)
+                    d_gin[k, t, r, j] = dcv * (two * sg - one) * si * (one - si) * scale[j] * scale[j]
+                    d_gin[k, t, r, H + j] = dcv * cp[k, t, r, j] * sf * (one - sf) * scale[H + j] * scale[H + j]
+                    d_gin[k, t, r, 2 * H + j] = dhv * tv * so * (one - so) * scale[2 * H + j] * scale[2 * H + j]
+                    d_gin[k, t, r, 3 * H + j] = dcv * si * sg * (one - sg) * scale[3 * H + j] * scale[3 * H + j]
+                    dc[j] = dcv * sf
+                for q in range(G - h4):
+                    d_gin[k, t, r, h4 + q] = d_self[k, t, r, q]
+                if t > 0:
+                    kp = keep[t, r]
+                    for j in range(H):
+                        acc = np.float32(0.0)
+                        for q in range(G):
+                            acc += d_gin[k, t, r, q] * w[k, j, q]
+                        dh_next[j] = acc * kp
+                        dc_next[j] = dc[j] * kp
+
+
+if _njit is not None:
+    _lstm_fwd_numba = _njit(cache=True, fastmath=_FASTMATH, error_model="numpy")(_lstm_fwd_py)
+    _lstm_bwd_numba = _njit(cache=True, fastmath=_FASTMATH, error_model="numpy")(_lstm_bwd_py)
+else:  # pragma: no cover
+    _lstm_fwd_numba = _lstm_bwd_numba = None

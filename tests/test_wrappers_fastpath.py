@@ -162,3 +162,31 @@ def test_training_same_with_and_without_numba_lstm(monkeypatch):
     monkeypatch.setattr(moa, "FAST_LSTM", False)
     ref = _run(make(), 150)
     np.testing.assert_allclose(fast, ref, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("comm", [False, True])
+@pytest.mark.parametrize("sees_hidden", [False, True])
+def test_buffer_slot_written_by_numba_matches_numpy(comm, sees_hidden):
+    """The compiled store of a step writes what the numpy definition (``slot_values`` etc.) says."""
+    n, w = 4, 3
+    kw = dict(num_symbols=5, cf_on="symbol") if comm else {}
+    engine = InfluenceEngine(w, n, 6, (5, 5, 3), moa_sees_hidden_actions=sees_hidden, **kw)
+    rng = np.random.default_rng(3)
+    actions = rng.integers(0, 6, (w, n))
+    vis = rng.random((w, n, n - 1)) > 0.4
+    syms = rng.integers(0, 5, (w, n)) if comm else None
+    engine.h, engine.c = torch.randn(n, w, engine.H), torch.randn(n, w, engine.H)
+    engine.first[:] = [True, False, True]
+    img = rng.integers(0, 256, (w, n, 5, 5, 3)).astype(np.uint8)
+    h, c = engine.h.clone(), engine.c.clone()
+    engine._store(img, actions, vis, syms, syms if comm else actions)
+    keep = torch.tensor([0.0, 1.0, 0.0])[None, :, None]
+    np.testing.assert_array_equal(engine.buf_idx[0], engine.slot_values(actions, vis, syms))
+    np.testing.assert_array_equal(engine.buf_h[0], (h * keep).numpy())
+    np.testing.assert_array_equal(engine.buf_c[0], (c * keep).numpy())
+    np.testing.assert_array_equal(engine.buf_target[0], actions[:, engine.others].transpose(1, 0, 2))
+    np.testing.assert_array_equal(engine.buf_vis[0], vis.transpose(1, 0, 2))
+    np.testing.assert_array_equal(engine.buf_cf[0], (syms if comm else actions).T)
+    np.testing.assert_array_equal(engine.buf_img[0], img)
+    np.testing.assert_array_equal(engine.buf_first[0], [True, False, True])
+    assert (engine.buf_idx[0][:, :, 1:n] == 6).any() != sees_hidden  # hidden actions show as "unknown"

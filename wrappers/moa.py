@@ -379,6 +379,13 @@ class InfluenceEngine:
         self.first = np.ones(self.W, dtype=bool)
         self._pmi_pending = None
         self._act, self._loss = self._act_core, self._loss_core
+        # constant inputs of a step, allocated once (read only)
+        self._all_visible = np.ones((self.W, n, n - 1), dtype=bool)
+        self._all_visible_nw = np.ones((n, self.W, n - 1), dtype=bool)
+        self._not_given = np.zeros((n, self.W), dtype=bool)
+        self._no_policy = np.zeros((n, self.W, self.num_cf), dtype=np.float32)
+        self._no_symbols = np.zeros((self.W, 0), dtype=np.int64)
+        self._div_code = {"kl": 0, "jsd": 1}.get(divergence, 2)  # for the numba pass
         # numba acting pass (same outputs as ``_act_core``) unless torch.compile was asked for
         self._fast = _act_numba is not None and not compile_moa and self.W <= FAST_MAX_WORLDS
         self._fast_key, self._fast_p, self._fast_ts = None, None, None
@@ -464,40 +471,44 @@ class InfluenceEngine:
         """
         n, w = self.N, self.W
         actions = np.asarray(actions, dtype=np.int64).reshape(w, n)
-        vis = np.ones((w, n, n - 1), dtype=bool) if vis is None else np.asarray(vis, dtype=bool).reshape(w, n, n - 1)
-        cf_actual = actions if self.cf_on == "action" else np.asarray(symbols, dtype=np.int64).reshape(w, n)
+        vis = self._all_visible if vis is None else np.asarray(vis, dtype=bool).reshape(w, n, n - 1)
         if symbols is not None:
             symbols = np.asarray(symbols, dtype=np.int64).reshape(w, n)
+        cf_actual = actions if self.cf_on == "action" else symbols
+        pmi = self.divergence == "pmi"
+        pmi_out = self._deliver_pmi(actions) if pmi else None
 
-        pmi_out = self._deliver_pmi(actions)
-
-        if self.first.any():  # new episodes start from a zero state
-            keep = torch.from_numpy((~self.first).astype(np.float32))[None, :, None]
-            self.h, self.c = self.h * keep, self.c * keep
-        idx_np = self.slot_values(actions, vis, symbols)
-        given = np.zeros((n, w, 1), dtype=bool)
-        sup = np.zeros((n, w, self.num_cf), dtype=np.float32)
+        # the step's inputs go straight into buffer slot t, and the acting pass reads them there
+        t = self.buf_len
+        self._store(img, actions, vis, symbols, cf_actual)  # also zeroes the state of new episodes
+        self.h, self.c = torch.from_numpy(self.buf_h[t]), torch.from_numpy(self.buf_c[t])
+        idx_np, actual = self.buf_idx[t], self.buf_cf[t]  # [N, W, S], [N, W]
+        mask = self.buf_vis[t] if self.influence_only_visible else self._all_visible_nw
+        given, sup = self._not_given, self._no_policy
         if policy is not None:
-            given[:, :, 0] = np.asarray(policy_given, dtype=bool).T
-            sup[:] = np.asarray(policy, dtype=np.float32).transpose(1, 0, 2)
-        mask = vis.transpose(1, 0, 2) if self.influence_only_visible else np.ones((n, w, n - 1), bool)
+            given = np.ascontiguousarray(np.asarray(policy_given, dtype=bool).T)
+            sup = np.ascontiguousarray(np.asarray(policy, dtype=np.float32).transpose(1, 0, 2))
         if self._fast and self._fast_ok():
-            total, per_pair, new_h, new_c, cond, marg = self._act_fast(
-                img, idx_np, cf_actual.T, sup, given[:, :, 0], mask)
+            total, per_pair, new_h, new_c, cond, marg = self._act_fast_np(self.buf_img[t], idx_np, actual, sup,
+                                                                         given, mask)
+            self.h, self.c = torch.from_numpy(new_h), torch.from_numpy(new_c)
+            if pmi:
+                self._pmi_pending = (torch.from_numpy(cond), torch.from_numpy(marg),
+                                     torch.from_numpy(mask.astype(np.float32)))
+                total, per_pair = pmi_out
+            else:
+                total, per_pair = total.T, per_pair.transpose(1, 0, 2)
         else:
             with torch.no_grad():
-                total, per_pair, new_h, new_c, cond, marg = self._act(
-                    im2col(img), self.model.rows(idx_np, drop_cf=True), self.h, self.c,
-                    torch.from_numpy(cf_actual.T.copy()), torch.from_numpy(sup), torch.from_numpy(given),
+                total, per_pair, self.h, self.c, cond, marg = self._act(
+                    im2col(self.buf_img[t]), self.model.rows(idx_np, drop_cf=True), self.h, self.c,
+                    torch.from_numpy(actual), torch.from_numpy(sup), torch.from_numpy(given[:, :, None]),
                     torch.from_numpy(mask.astype(np.float32)))
-        if self.divergence == "pmi":
-            self._pmi_pending = (cond, marg, torch.from_numpy(mask.astype(np.float32)))
-            total, per_pair = pmi_out
-        else:
-            total, per_pair = total.T.numpy(), per_pair.transpose(0, 1).numpy()
-
-        self._store(img, idx_np, cf_actual, actions, vis)
-        self.h, self.c = new_h, new_c
+            if pmi:
+                self._pmi_pending = (cond, marg, torch.from_numpy(mask.astype(np.float32)))
+                total, per_pair = pmi_out
+            else:
+                total, per_pair = total.T.numpy(), per_pair.transpose(0, 1).numpy()
         self.first[:] = False
         if self.buf_len == self.train_every + 1:
             self._train()
@@ -554,27 +565,28 @@ class InfluenceEngine:
     def _act_fast(self, img, idx_np, actual, sup, given, mask):
         """The acting pass of :meth:`_act_core` as one numba loop over numpy views of the current
         weights (shared memory: always the weights the torch path would use).  Same inputs and
-        outputs as ``_act_core`` (torch tensors out), on numpy inputs."""
-        m = self.model
-        p = self._fast_weights()
-        keep = m.keep_slots
-        rows = idx_np[..., keep] + m.offsets[keep] + m._agent_off  # [N, W, S'] rows of cat_table
-        div = {"kl": 0, "jsd": 1}.get(self.divergence, 2)
-        out = _act_numba(np.ascontiguousarray(img, dtype=np.uint8), np.ascontiguousarray(rows),
-                         np.ascontiguousarray(self.h.numpy()), np.ascontiguousarray(self.c.numpy()),
-                         np.ascontiguousarray(actual, dtype=np.int64),
-                         sup, np.ascontiguousarray(given), np.ascontiguousarray(mask, dtype=np.float32),
-                         *p, m.dim_cat, m.cf_off, m.num_cf, self.A, div, float(self.clip))
+        outputs as ``_act_core`` (torch tensors out), on numpy inputs: ``img`` ``[W, N, ...]``,
+        ``idx_np`` ``[N, W, S]`` (:meth:`slot_values`), ``actual`` ``[N, W]``, ``sup`` ``[N, W, C]``,
+        ``given`` ``[N, W]``, ``mask`` ``[N, W, N-1]`` (bool)."""
+        out = self._act_fast_np(img, idx_np, actual, sup, given, mask)
         total, per_pair, new_h, new_c, cond, marg = (torch.from_numpy(x) for x in out)
-        if div == 2:
+        if self.divergence == "pmi":
             total = per_pair = None
         return total, per_pair, new_h, new_c, cond, marg
 
+    def _act_fast_np(self, img, idx_np, actual, sup, given, mask):
+        """:meth:`_act_fast` with numpy arrays out (``total``/``per_pair`` unset for PMI)."""
+        m = self.model
+        c = np.ascontiguousarray
+        return _act_numba(c(img, dtype=np.uint8), c(idx_np, dtype=np.int64), m.offsets, m.cf_slot,
+                          c(self.h.numpy()), c(self.c.numpy()), c(actual, dtype=np.int64), c(sup, dtype=np.float32),
+                          c(given, dtype=bool), c(mask, dtype=bool), *self._fast_weights(), m.dim_cat, m.num_cf,
+                          self.A, self._div_code, float(self.clip))
+
     def _deliver_pmi(self, actions_t):
         """PMI of the choice made at t-1, now that the others' actions at t are known."""
-        zero = (np.zeros((self.W, self.N)), np.zeros((self.W, self.N, self.N - 1)))
-        if self.divergence != "pmi" or self._pmi_pending is None:
-            return zero
+        if self._pmi_pending is None:
+            return np.zeros((self.W, self.N)), np.zeros((self.W, self.N, self.N - 1))
         cond, marg, mask = self._pmi_pending
         self._pmi_pending = None
         target = torch.as_tensor(actions_t[:, self.others].transpose(1, 0, 2).copy())
@@ -584,16 +596,26 @@ class InfluenceEngine:
         total = aggregate_influence(pmi, full_mask, self.clip)
         return total.T.numpy(), (pmi * full_mask).transpose(0, 1).numpy()
 
-    def _store(self, img, idx_np, cf_actual, actions, vis):
+    def _store(self, img, actions, vis, symbols, cf_actual):
+        """Write the step into buffer slot ``buf_len``: image, slot values (:meth:`slot_values`),
+        the LSTM state the step starts from (zero where an episode starts), episode-start flags,
+        the others' actions, visibility and the own counterfactual value."""
         t = self.buf_len
         self.buf_img[t] = img
-        self.buf_idx[t] = idx_np
-        self.buf_h[t] = self.h.numpy()
-        self.buf_c[t] = self.c.numpy()
         self.buf_first[t] = self.first
-        self.buf_target[t] = actions[:, self.others].transpose(1, 0, 2)
-        self.buf_vis[t] = vis.transpose(1, 0, 2)
-        self.buf_cf[t] = cf_actual.T
+        if _record_numba is not None:
+            hidden = -1 if self.moa_sees_hidden_actions else self.A
+            _record_numba(actions, vis, self._no_symbols if symbols is None else symbols, cf_actual, self.first,
+                          self.h.numpy(), self.c.numpy(), self.others, hidden, self.buf_idx[t], self.buf_h[t],
+                          self.buf_c[t], self.buf_target[t], self.buf_vis[t], self.buf_cf[t])
+        else:  # pragma: no cover - numba is a dependency
+            keep = (~self.first)[None, :, None]
+            self.buf_idx[t] = self.slot_values(actions, vis, symbols)
+            self.buf_h[t] = self.h.numpy() * keep
+            self.buf_c[t] = self.c.numpy() * keep
+            self.buf_target[t] = actions[:, self.others].transpose(1, 0, 2)
+            self.buf_vis[t] = vis.transpose(1, 0, 2)
+            self.buf_cf[t] = cf_actual.T
         self.buf_len += 1
 
     # ---------------------------------------------------------------- training
@@ -743,12 +765,13 @@ def _ftanh_py(x):
     return p / q
 
 
-def _act_numba_py(img, rows, h, c, actual, sup, given, mask, conv_w, conv_b, fc1_t, fc1_b,
+def _act_numba_py(img, idx, offsets, cf_slot, h, c, actual, sup, given, mask, conv_w, conv_b, fc1_t, fc1_b,
                   fc2_t, fc2_b, inx_t, inx_b, inh_t, cat, head_t, head_b, scale,
-                  dim_cat, cf_off, num_cf, n_act, div_code, clip):
-    """``img`` uint8 [W, N, Hh, Ww, Ch]; ``rows`` int64 [N, W, S'] (rows of ``cat``); ``h, c``
-    [N, W, H]; ``actual`` int64 [N, W]; ``sup`` [N, W, C]; ``given`` bool [N, W]; ``mask`` [N, W, J].
-    ``div_code``: 0 kl, 1 jsd, 2 pmi (divergence not computed)."""
+                  dim_cat, num_cf, n_act, div_code, clip):
+    """``img`` uint8 [W, N, Hh, Ww, Ch]; ``idx`` int64 [N, W, S] slot values (row of slot s of agent
+    k in ``cat``: ``k * dim_cat + offsets[s] + value``; slot ``cf_slot`` is the counterfactual one);
+    ``h, c`` [N, W, H]; ``actual`` int64 [N, W]; ``sup`` [N, W, C]; ``given`` bool [N, W]; ``mask``
+    bool [N, W, J].  ``div_code``: 0 kl, 1 jsd, 2 pmi (divergence not computed)."""
     nw, n, hh, ww, ch = img.shape
     oh, ow = hh - 2, ww - 2
     npos = oh * ow
@@ -830,14 +853,16 @@ def _act_numba_py(img, rows, h, c, actual, sup, given, mask, conv_w, conv_b, fc1
                 pre[q] = (acc + inx_b[k, 0, q]) + acc2
             for q in range(h4):
                 base[q] = pre[q]
-            for s in range(rows.shape[2]):
-                rr = rows[k, w, s]
+            for s in range(idx.shape[2]):
+                if s == cf_slot:
+                    continue
+                rr = k * dim_cat + offsets[s] + idx[k, w, s]
                 for q in range(h4):
                     base[q] += cat[rr, q]
             for q in range(h4):
                 base[q] *= scale[q]
             # one LSTM cell per counterfactual value
-            cf0 = k * dim_cat + cf_off
+            cf0 = k * dim_cat + offsets[cf_slot]
             for a in range(num_cf):
                 for q in range(h4):  # one sigmoid over all four gates (g block pre-doubled)
                     gates[q] = half + half * _ftanh(half * (base[q] + cat[cf0 + a, q] * scale[q]))
@@ -907,7 +932,8 @@ def _act_numba_py(img, rows, h, c, actual, sup, given, mask, conv_w, conv_b, fc1
                             d += 0.5 * q * (np.log(q) - np.log(max(m, 1e-20)))
                 if not np.isfinite(d):
                     d = 0.0
-                d = d * mask[k, w, jj]
+                if not mask[k, w, jj]:
+                    d = 0.0
                 per_pair[k, w, jj] = d
                 tot += d
             total[k, w] = min(max(tot, -clip), clip)
@@ -921,6 +947,38 @@ if _njit is not None:
     _act_numba = _njit(cache=True, fastmath=_FASTMATH, error_model="numpy")(_act_numba_py)
 else:  # pragma: no cover
     _ftanh = _act_numba = None
+
+
+def _record_py(actions, vis, symbols, cf, first, h, c, others, hidden, b_idx, b_h, b_c, b_target, b_vis, b_cf):
+    """One step into buffer slot views ``b_* = buf_*[t]`` (what ``InfluenceEngine._store``'s numpy
+    fallback writes): slot values as :meth:`InfluenceEngine.slot_values` (``hidden``: the value of
+    an action k cannot see, -1 when hidden actions are shown; ``symbols`` ``[W, 0]`` when there are
+    none), the LSTM state zeroed where ``first``, the others' actions, visibility, own cf value."""
+    nw, n = actions.shape
+    nj = n - 1
+    H = h.shape[2]
+    has_sym = symbols.shape[1] > 0
+    for k in range(n):
+        for w in range(nw):
+            b_idx[k, w, 0] = actions[w, k]
+            for jj in range(nj):
+                a = actions[w, others[k, jj]]
+                v = vis[w, k, jj]
+                b_target[k, w, jj] = a
+                b_vis[k, w, jj] = v
+                b_idx[k, w, 1 + jj] = a if v or hidden < 0 else hidden
+            if has_sym:
+                b_idx[k, w, n] = symbols[w, k]
+                for jj in range(nj):
+                    b_idx[k, w, n + 1 + jj] = symbols[w, others[k, jj]]
+            b_cf[k, w] = cf[w, k]
+            keep = np.float32(0.0) if first[w] else np.float32(1.0)
+            for q in range(H):
+                b_h[k, w, q] = h[k, w, q] * keep
+                b_c[k, w, q] = c[k, w, q] * keep
+
+
+_record_numba = _njit(cache=True)(_record_py) if _njit is not None else None
 
 
 # ---------------------------------------------------------------- numba LSTM sequence (training)

@@ -116,9 +116,23 @@ class ObsReader:
                              f"with H, W >= 3, got {img_space}")
         self.shape = tuple(int(x) for x in img_space.shape)
         self.num_agents = num_agents
+        self._img = np.empty((1, num_agents, *self.shape), dtype=np.uint8)  # for read_all
+        self._vis = np.ones((1, num_agents, num_agents - 1), dtype=bool) if self.has_vis else None
 
     def image(self, obs) -> np.ndarray:
         return np.asarray(obs[self.obs_key] if self.is_dict else obs)
+
+    def read_all(self, obs: dict, agents) -> tuple[np.ndarray, np.ndarray | None]:
+        """Every agent's image and visibility as ``[1, N, H, W, C]`` and ``[1, N, N-1]`` (None when
+        the observation has no visibility: all visible).  Written into arrays owned by the reader
+        and reused by the next call: the caller copies what it keeps."""
+        img, vis = self._img, self._vis
+        for i, a in enumerate(agents):
+            o = obs[a]
+            img[0, i] = o[self.obs_key] if self.is_dict else o
+            if vis is not None:
+                vis[0, i] = o[self.vis_key]  # nonzero -> True, as astype(bool)
+        return img, vis
 
     def visibility(self, obs) -> np.ndarray:
         if not self.has_vis:

@@ -124,8 +124,7 @@ class CommunicationChannel(InfluenceMixin, SocialWrapper):
                 raise ValueError(f"CommunicationChannel influence needs every agent's action; missing {missing}")
             agents = self.possible_agents
             act = np.array([[env_actions[a] for a in agents]])
-            img = np.stack([self.reader.image(self._obs[a]) for a in agents])[None]
-            vis = np.stack([self.reader.visibility(self._obs[a]) for a in agents])[None]
+            img, vis = self.reader.read_all(self._obs, agents)
 
         obs, rew, term, trunc, infos = self.env.step(env_actions)
         infos = self._copy_infos(infos, rew)

@@ -170,16 +170,16 @@ class InfluenceReward(InfluenceMixin, SocialWrapper):
     def step(self, actions):
         if self._obs is None:
             raise RuntimeError("InfluenceReward.step() called before reset()")
-        missing = [a for a in self.possible_agents if a not in actions]
+        agents = self.possible_agents
+        missing = [a for a in agents if a not in actions]
         if missing:
             raise ValueError(f"InfluenceReward needs an action for every agent each step; missing {missing}")
-        act = np.array([[int(actions[a]) for a in self.possible_agents]])
-        img = np.stack([self.reader.image(self._obs[a]) for a in self.possible_agents])[None]
-        vis = np.stack([self.reader.visibility(self._obs[a]) for a in self.possible_agents])[None]
+        act = np.array([[int(actions[a]) for a in agents]])
+        img, vis = self.reader.read_all(self._obs, agents)
         probs, given = None, None
         if self._probs:
-            probs = np.zeros((1, len(self.possible_agents), self.num_actions))
-            given = np.zeros((1, len(self.possible_agents)), dtype=bool)
+            probs = np.zeros((1, len(agents), self.num_actions))
+            given = np.zeros((1, len(agents)), dtype=bool)
             for a, p in self._probs.items():
                 probs[0, self._index[a]], given[0, self._index[a]] = p, True
 
@@ -188,11 +188,12 @@ class InfluenceReward(InfluenceMixin, SocialWrapper):
         influence, _ = self.engine.step(img, act, vis, policy=probs, policy_given=given)
         w = self.influence_weight
         loss, acc, _ = self.engine.stats()
+        infl = influence[0].tolist()
         out = {}
         for a in rew:
             i = self._index[a]
-            out[a] = self.alpha * float(rew[a]) + w * float(influence[0, i])
-            infos[a].update(influence_reward=float(influence[0, i]), influence_weight=w,
+            out[a] = self.alpha * float(rew[a]) + w * infl[i]
+            infos[a].update(influence_reward=infl[i], influence_weight=w,
                             moa_loss=float(loss[i]), moa_accuracy=float(acc[i]),
                             policy_source="given" if given is not None and given[0, i] else "self_model")
         self.global_step += 1

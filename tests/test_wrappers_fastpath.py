@@ -190,3 +190,20 @@ def test_buffer_slot_written_by_numba_matches_numpy(comm, sees_hidden):
     np.testing.assert_array_equal(engine.buf_img[0], img)
     np.testing.assert_array_equal(engine.buf_first[0], [True, False, True])
     assert (engine.buf_idx[0][:, :, 1:n] == 6).any() != sees_hidden  # hidden actions show as "unknown"
+
+
+def test_training_patches_are_im2col_in_chunk_order():
+    """The compiled im2col of the training buffer equals ``im2col`` of each step, placed in the
+    chunk order the training pass uses."""
+    w, n, T, L = 2, 3, 8, 4
+    engine = InfluenceEngine(w, n, 4, (6, 5, 3), train_every=T, bptt=L)
+    rng = np.random.default_rng(0)
+    engine.buf_img[:] = rng.integers(0, 256, engine.buf_img.shape).astype(np.uint8)
+    patches = engine._train_batch()["patches"]  # [N, C*9, T*W*P]
+    npos = 4 * 3
+    nc = T // L
+    for t in range(T):
+        ref = im2col(engine.buf_img[t]).view(n, 27, w, npos)  # [N, C*9, W*P] for step t
+        for wi in range(w):
+            col = (((t % L) * nc + t // L) * w + wi) * npos
+            np.testing.assert_array_equal(patches[:, :, col:col + npos].numpy(), ref[:, :, wi].numpy())

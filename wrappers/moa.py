@@ -634,12 +634,17 @@ class InfluenceEngine:
 
         m = self.model
         # im2col of the whole buffer in chunk order: column ((l*nc + c)*W + w)*P + position
-        x = torch.from_numpy(self.buf_img[:T])  # [T, W, N, h, w, C] uint8, t = c*L + l
-        _, _, _, hh, ww, ch = x.shape
-        st, sw_, sn, sh, sx, sc = x.stride()
-        patches = x.as_strided((n, ch, 3, 3, L, nc, w, hh - 2, ww - 2),
-                               (sn, sc, sh, sx, st, L * st, sw_, sh, sx))
-        patches = patches.to(torch.float32, memory_format=torch.contiguous_format).view(n, ch * 9, -1)
+        if _im2col_chunked_numba is not None:
+            hh, ww, ch = self.buf_img.shape[3:]
+            patches = torch.empty(n, ch * 9, T * w * (hh - 2) * (ww - 2))
+            _im2col_chunked_numba(self.buf_img, T, L, patches.numpy())
+        else:  # pragma: no cover - numba is a dependency; the same as a strided view, copied
+            x = torch.from_numpy(self.buf_img[:T])  # [T, W, N, h, w, C] uint8, t = c*L + l
+            _, _, _, hh, ww, ch = x.shape
+            st, sw_, sn, sh, sx, sc = x.stride()
+            patches = x.as_strided((n, ch, 3, 3, L, nc, w, hh - 2, ww - 2),
+                                   (sn, sc, sh, sx, st, L * st, sw_, sh, sx))
+            patches = patches.to(torch.float32, memory_format=torch.contiguous_format).view(n, ch * 9, -1)
         valid = ~self.buf_first[1:T + 1][:, None, :, None]  # [T, 1, W, 1]: no target across episodes
         if self.train_only_visible:
             valid = valid & self.buf_vis[1:T + 1]  # visibility when the target action was taken
@@ -1078,3 +1083,32 @@ if _njit is not None:
     _lstm_bwd_numba = _njit(cache=True, fastmath=_FASTMATH, error_model="numpy")(_lstm_bwd_py)
 else:  # pragma: no cover
     _lstm_fwd_numba = _lstm_bwd_numba = None
+
+
+def _im2col_chunked_py(img, T, L, out):
+    """:func:`im2col` of steps ``0..T-1`` of the buffer ``img`` ``[T+1, W, N, h, w, C]`` (uint8),
+    columns in the training's chunk order: step t = c*L + l of world w at column block
+    ``(l * (T // L) + c) * W + w``.  ``out``: float32 ``[N, C*9, T*W*(h-2)*(w-2)]``."""
+    _, nw, n, hh, ww, ch = img.shape
+    oh, ow = hh - 2, ww - 2
+    npos = oh * ow
+    nc = T // L
+    f = np.empty((ch, hh, ww), np.float32)
+    for t in range(T):
+        for w in range(nw):
+            col0 = (((t % L) * nc + t // L) * nw + w) * npos
+            for k in range(n):
+                for y in range(hh):  # channels first, as float
+                    for x in range(ww):
+                        for cc in range(ch):
+                            f[cc, y, x] = img[t, w, k, y, x, cc]
+                for cc in range(ch):
+                    for dy in range(3):
+                        for dx in range(3):
+                            r = cc * 9 + dy * 3 + dx
+                            for i in range(oh):
+                                for j in range(ow):
+                                    out[k, r, col0 + i * ow + j] = f[cc, i + dy, j + dx]
+
+
+_im2col_chunked_numba = _njit(cache=True)(_im2col_chunked_py) if _njit is not None else None

@@ -150,7 +150,11 @@ def diagnose(args: argparse.Namespace, seed: int = 0, steps: int = 300, force: f
     acts = np.zeros(venv.num_envs, dtype=np.int64)
     probs = np.zeros((venv.num_envs, venv.action_space.n), dtype=np.float32)
     opened = np.zeros(worlds, dtype=bool)
-    at_open, other, closed_pi, open_pi = [], [], [], []
+    at_open, other, closed_pi, open_pi, released_pi = [], [], [], [], []
+    just_opened = np.zeros(worlds, dtype=bool)
+    by_side: dict[int, list] = {}
+    from baselines.envs import base_of
+    engine = base_of(venv).engine
     rng = np.random.default_rng(0)
     for _ in range(steps):
         for k, (lrn, g) in enumerate(zip(learners, groups)):
@@ -160,15 +164,22 @@ def diagnose(args: argparse.Namespace, seed: int = 0, steps: int = 300, force: f
         acts[::2][rng.random(worlds) < force] = open_action
         for w in range(worlds):
             (open_pi if opened[w] else closed_pi).append(probs[2 * w + 1])
+            if just_opened[w]:
+                released_pi.append(probs[2 * w + 1])
+                by_side.setdefault(int(engine.apple_side[w]), []).append(probs[2 * w + 1])
         venv.set_action_probs(probs)
         obs, _, dones, infos = venv.step(acts)
         for w in range(worlds):
             first_open = acts[2 * w] == open_action and not opened[w]
             (at_open if first_open else other).append(infos[2 * w]["influence_reward"])
+            just_opened[w] = first_open and not dones[2 * w]
             opened[w] = (opened[w] or acts[2 * w] == open_action) and not dones[2 * w]
         starts = [dones[g] for g in groups]
     res = {"trapped_policy_box_closed": [round(float(x), 3) for x in np.mean(closed_pi, 0)],
            "trapped_policy_box_open": [round(float(x), 3) for x in np.mean(open_pi, 0)] if open_pi else None,
+           "trapped_policy_just_released": [round(float(x), 3) for x in np.mean(released_pi, 0)] if released_pi else None,
+           "trapped_policy_just_released_by_apple_side": {
+               s: [round(float(x), 3) for x in np.mean(v, 0)] for s, v in sorted(by_side.items())},
            "influence_at_opening": float(np.mean(at_open)) if at_open else None, "openings": len(at_open),
            "influence_other_steps": float(np.mean(other)), "influence_weight": infl.influence_weight}
     print(json.dumps(res, indent=2))

@@ -142,6 +142,8 @@ def test_cleanup_paper_map_starts_frozen_at_56_of_119():
 
 
 # ---- Box Trapped -------------------------------------------------------------------------------
+# Default map (9x9): apples in rows 1-2 (cols 1-7), the trapped agent at (5,4) in a one-cell box
+# (walls rows 4-6, cols 3-5), the influencer spawning at (7,1) or (7,7).
 def box_env(**options):
     env = ssd_gym.parallel_env("box_trapped", **options)
     env.reset(seed=0)
@@ -159,8 +161,7 @@ def test_trapped_agent_cannot_leave_closed_box():
     moves = ["MOVE_UP", "MOVE_DOWN", "MOVE_LEFT", "MOVE_RIGHT", "TURN_CLOCKWISE"]
     for _ in range(60):
         act(env, "STAY", str(rng.choice(moves)))
-        r, c = env.engine.pos[0, 1]
-        assert 3 <= r <= 5 and 3 <= c <= 5
+        assert tuple(env.engine.pos[0, 1]) == (5, 4)   # a one-cell box: no move succeeds
     assert env.engine.box_open_step[0] == -1
 
 
@@ -168,7 +169,7 @@ def test_open_box_removes_walls_and_records_step():
     env = box_env(max_cycles=10)
     act(env, "STAY", "STAY")
     act(env, "STAY", "OPEN_BOX")          # the trapped agent's OPEN_BOX does nothing
-    assert np.count_nonzero(env.engine.grid[0] == C.BOX_WALL) == 16
+    assert np.count_nonzero(env.engine.grid[0] == C.BOX_WALL) == 8
     act(env, "OPEN_BOX", "STAY")          # step index 2
     assert np.count_nonzero(env.engine.grid[0] == C.BOX_WALL) == 0
     assert env.engine.box_open_step[0] == 2
@@ -179,44 +180,94 @@ def test_open_box_removes_walls_and_records_step():
     assert info["agent_1"]["episode"]["box_open_step"] == 2
 
 
-def test_trapped_agent_walks_out_after_opening():
-    env = box_env()
-    env.engine.set_agents(0, [(7, 3), (4, 4)], [C.UP, C.UP])
+def test_trapped_agent_starts_facing_up_and_walks_up_to_the_apples_once_released():
+    for seed in range(8):
+        env = ssd_gym.parallel_env("box_trapped")
+        env.reset(seed=seed)
+        assert env.engine.orient[0, 1] == C.UP
+    env.engine.set_agents(0, [(7, 1), (5, 4)])
     act(env, "OPEN_BOX", "STAY")
-    for _ in range(3):
-        act(env, "STAY", "MOVE_UP")
-    assert tuple(env.engine.pos[0, 1]) == (1, 4)
+    rewards = [act(env, "STAY", "MOVE_UP")[1]["agent_1"] for _ in range(3)]
+    assert tuple(env.engine.pos[0, 1]) == (2, 4) and rewards == [0.0, 0.0, 1.0]
 
 
 def test_open_requires_adjacency_option():
     env = box_env(open_requires_adjacency=True)
-    env.engine.set_agents(0, [(1, 1), (4, 4)], [C.UP, C.UP])
-    act(env, "OPEN_BOX", "STAY")   # (1,1) is not next to a box wall
+    env.engine.set_agents(0, [(7, 1), (5, 4)], [C.UP, C.UP])
+    act(env, "OPEN_BOX", "STAY")   # (7,1) is nowhere near the box
+    env.engine.set_agents(0, [(3, 2), (5, 4)], [C.UP, C.UP])
+    act(env, "OPEN_BOX", "STAY")   # (3,2) only touches the box diagonally
     assert env.engine.box_open_step[0] == -1
-    assert np.count_nonzero(env.engine.grid[0] == C.BOX_WALL) == 16
-    env.engine.set_agents(0, [(7, 2), (4, 4)], [C.UP, C.UP])
-    act(env, "OPEN_BOX", "STAY")   # (6,2) is a box wall, adjacent to (7,2)
+    assert np.count_nonzero(env.engine.grid[0] == C.BOX_WALL) == 8
+    env.engine.set_agents(0, [(3, 3), (5, 4)], [C.UP, C.UP])
+    act(env, "OPEN_BOX", "STAY")   # (4,3) is a box wall, right below (3,3)
     assert env.engine.box_open_step[0] >= 0
 
 
 def test_box_apples_regrow_after_delay():
     env = box_env(apple_regrow_delay=5)
-    env.engine.set_agents(0, [(1, 2), (4, 4)], [C.LEFT, C.UP])
-    _, rew, *_ = act(env, "MOVE_UP", "STAY")     # facing LEFT, forward = (1,1): an apple
+    env.engine.set_agents(0, [(3, 2), (5, 4)], [C.UP, C.UP])
+    _, rew, *_ = act(env, "MOVE_UP", "STAY")     # facing UP, forward = (2,2): an apple
     assert rew["agent_0"] == 1.0
     act(env, "MOVE_DOWN", "STAY")                 # step back off the cell
     for k in range(3):
-        assert env.engine.grid[0, 1, 1] == C.EMPTY
+        assert env.engine.grid[0, 2, 2] == C.EMPTY
         act(env, "STAY", "STAY")
     act(env, "STAY", "STAY")                      # 5 steps after it was eaten
-    assert env.engine.grid[0, 1, 1] == C.APPLE
+    assert env.engine.grid[0, 2, 2] == C.APPLE
 
 
-def test_box_trapped_agents_always_see_each_other():
+def test_box_apples_are_inexhaustible_by_default():
+    """Default delay 1: an eaten apple is back the step after its eater leaves, never before."""
+    env = box_env()
+    env.engine.set_agents(0, [(3, 2), (5, 4)], [C.UP, C.UP])
+    total = 0.0
+    for k in range(10):   # step onto (2,2), back to (3,2), onto (2,2), ...
+        _, rew, *_ = act(env, "MOVE_UP" if k % 2 == 0 else "MOVE_DOWN", "STAY")
+        total += rew["agent_0"]
+        if k % 2 == 0:
+            assert env.engine.grid[0, 2, 2] != C.APPLE   # eaten and still under the agent
+    assert total == 5.0
+
+
+def test_influencer_always_sees_trapped_agent():
     env = box_env()
     rng = np.random.default_rng(1)
     for _ in range(100):
         obs, *_ = env.step({a: int(rng.integers(0, 8)) for a in env.agents})
         if not env.agents:
             break
-        assert obs["agent_0"]["others_visible"][0] == 1 and obs["agent_1"]["others_visible"][0] == 1
+        assert obs["agent_0"]["others_visible"][0] == 1
+        if env.engine.box_open_step[0] >= 0:
+            assert obs["agent_1"]["others_visible"][0] == 1   # the open map fits in every view
+
+
+def test_opaque_box_hides_everything_but_the_walls_until_opened():
+    env = box_env()
+    R = env.game.view_radius
+    names = {n: i for i, n in enumerate(env.game.action_names)}
+    obs, *_ = act(env, "STAY", "STAY")
+    o = obs["agent_1"]
+    assert o["others_visible"][0] == 0 and o["others_prev_actions"][0] == env.engine.none_action
+    outside = o["rgb"].copy()
+    outside[R - 1:R + 2, R - 1:R + 2] = 0
+    assert not outside.any()                              # dark beyond the walls
+    ring = o["rgb"][R - 1:R + 2, R - 1:R + 2].reshape(9, 3)
+    assert all(tuple(ring[k]) == tuple(C.CELL_COLOURS[C.BOX_WALL]) for k in range(9) if k != 4)
+    obs, *_ = act(env, "OPEN_BOX", "STAY")
+    o = obs["agent_1"]
+    assert o["others_visible"][0] == 1 and o["others_prev_actions"][0] == names["OPEN_BOX"]
+    assert np.count_nonzero(o["rgb"].reshape(-1, 3).any(axis=1)) > 20
+    clear = box_env(opaque_box=False)
+    obs, *_ = act(clear, "STAY", "STAY")
+    assert obs["agent_1"]["others_visible"][0] == 1
+
+
+@pytest.mark.parametrize("opts, err", [
+    ({"opaque_box": 1}, "opaque_box must be True or False"),
+    ({"apple_regrow_delay": 0}, "apple_regrow_delay must be >= 1"),
+    ({"ascii_map": ["@@@@@", "@PA @", "@ T @", "@@@@@"]}, "needs box walls"),
+])
+def test_box_trapped_bad_options(opts, err):
+    with pytest.raises((ValueError, TypeError), match=err):
+        ssd_gym.parallel_env("box_trapped", **opts)

@@ -18,18 +18,18 @@ ssd_gym = pytest.importorskip("ssd_gym")
 SEED = 11
 
 
-def run_both(game, num_worlds, steps, par_wrap, vec_wrap, max_cycles, probs=None):
+def run_both(game, num_worlds, steps, par_wrap, vec_wrap, max_cycles, probs=None, **game_kw):
     """Step W parallel envs (seeds SEED+b) and one vector env (seed SEED) with the same actions.
 
     Returns per-step arrays ``[steps, W*N]`` of rewards and info values from both faces, and the
     final observations.  The comparison stays inside the first episode of the parallel envs'
     seeded reset, plus later episodes reset the same way on both sides.
     """
-    venv = ssd_gym.vector_env(game, num_worlds, max_cycles=max_cycles)
+    venv = ssd_gym.vector_env(game, num_worlds, max_cycles=max_cycles, **game_kw)
     venv.seed(SEED)
     vw = vec_wrap(venv)
     vobs = vw.reset()
-    pars = [par_wrap(ssd_gym.parallel_env(game, max_cycles=max_cycles)) for _ in range(num_worlds)]
+    pars = [par_wrap(ssd_gym.parallel_env(game, max_cycles=max_cycles, **game_kw)) for _ in range(num_worlds)]
     pobs = [p.reset(seed=SEED + b)[0] for b, p in enumerate(pars)]
     agents = pars[0].possible_agents
     n = len(agents)
@@ -66,10 +66,15 @@ def run_both(game, num_worlds, steps, par_wrap, vec_wrap, max_cycles, probs=None
     return out, agents
 
 
-@pytest.mark.parametrize("game, worlds", [("cleanup_small", 2), ("box_trapped", 3)])
-def test_prosocial_same_on_both_faces(game, worlds):
+# a Box Trapped map with apples next to the spawn points, so random play sees rewards early
+BOX_APPLES_NEAR = ["@@@@@@@", "@PAAAP@", "@AXXXA@", "@AXTXA@", "@AXXXA@", "@AAAAA@", "@@@@@@@"]
+
+
+@pytest.mark.parametrize("game, worlds, game_kw", [("cleanup_small", 2, {}),
+                                                   ("box_trapped", 3, {"ascii_map": BOX_APPLES_NEAR})])
+def test_prosocial_same_on_both_faces(game, worlds, game_kw):
     out, _ = run_both(game, worlds, 30, lambda e: ProsocialReward(e, 0.6),
-                      lambda v: ProsocialRewardVecEnv(v, 0.6), max_cycles=12)
+                      lambda v: ProsocialRewardVecEnv(v, 0.6), max_cycles=12, **game_kw)
     np.testing.assert_allclose(np.array(out["vec_r"]), np.array(out["par_r"]), rtol=1e-5, atol=1e-6)
     assert np.abs(np.array(out["par_r"])).sum() > 0  # the comparison saw some reward
 

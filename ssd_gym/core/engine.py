@@ -149,6 +149,7 @@ class Engine:
                   C.CELL_COLOURS, C.BEAM_COLOURS, self.agent_colours, self.game.view_radius,
                   self.game.beams_visible, self.none_action, obs.rgb, obs.prev_action,
                   obs.others_prev_actions, obs.others_visible)
+        self.game.edit_observation(self, obs)
         return obs
 
     def truncated(self) -> np.ndarray:

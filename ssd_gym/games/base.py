@@ -119,6 +119,9 @@ class Game:
     def apply_rules(self, engine, actions: np.ndarray) -> None:
         """Run this game's dynamics after the shared step (regrowth, waste, boxes...)."""
 
+    def edit_observation(self, engine, obs) -> None:
+        """Change the freshly computed observations in place (e.g. what a boxed agent can see)."""
+
     def episode_metrics(self, engine, b: int) -> dict[str, Any]:
         """Game-specific per-episode metrics of world b."""
         return {}

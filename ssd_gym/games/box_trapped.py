@@ -1,6 +1,21 @@
 """Box Trapped (Jaques et al. 2019, supp. 10.3): agent_0, the influencer, can OPEN_BOX to free
-agent_1, who starts inside a box of walls; apples outside are inexhaustible (each regrows a few
-steps after it is eaten). A selfish learner has no reason to open the box."""
+agent_1, who starts inside a box of walls; apples outside are inexhaustible (by default an eaten
+apple is back the step after its eater leaves the cell). A selfish learner has no reason to open
+the box: it costs the influencer a step and releases a competitor.
+
+The paper gives no map, so the design is ours, chosen so that releasing the trapped agent changes
+what it does next, which is the effect the influence reward measures:
+
+* the trapped agent sits in a one-cell box, facing up, so none of its moves succeeds until it is
+  released; the apples are in two rows along the top of the map, three steps up from the box;
+* the box is dark (``opaque_box``): while it is shut the trapped agent sees only its own cell and
+  the walls around it, not the influencer or the apples.
+
+Once out, the trapped agent's way to the apples is up; while boxed, it sees nothing of them and
+its choices change nothing. (A first design let it see out of a 3x3 box with apples all around:
+trained, it acted the same whether or not the box was open, and OPEN_BOX had almost no measurable
+influence; benchmarks/RESULTS.md.)
+"""
 from __future__ import annotations
 
 from typing import Any
@@ -17,8 +32,16 @@ TRAPPED = 1
 
 
 class BoxTrapped(Game):
-    """Box Trapped. Options: ``apple_regrow_delay`` (steps, default 10),
-    ``open_requires_adjacency`` (default False: OPEN_BOX works from anywhere)."""
+    """Box Trapped. Options:
+
+    * ``apple_regrow_delay`` (default 1): an eaten apple grows back this many steps later, as
+      soon as its cell is free (1: inexhaustible, back the step after its eater leaves);
+    * ``opaque_box`` (default True): while the box is shut the trapped agent sees only the cells
+      next to it (the rest of its view is black and the influencer is not visible to it);
+    * ``open_requires_adjacency`` (default False: OPEN_BOX works from anywhere).
+
+    The trapped agent always starts facing up; the influencer's facing is random.
+    """
 
     name = "box_trapped"
     action_names = BASE_ACTION_NAMES + ("OPEN_BOX",)
@@ -31,20 +54,22 @@ class BoxTrapped(Game):
 
     @classmethod
     def option_defaults(cls) -> dict[str, Any]:
-        return {"apple_regrow_delay": 10, "open_requires_adjacency": False}
+        return {"apple_regrow_delay": 1, "opaque_box": True, "open_requires_adjacency": False}
 
     def validate(self) -> None:
         if self.num_agents != 2:
             raise ValueError(f"box_trapped is a two-agent game, got num_agents={self.num_agents}")
-        if len(self.layout.spawn_points) < 1:
+        lay = self.layout
+        if len(lay.spawn_points) < 1:
             raise MapError("box_trapped needs a spawn point 'P' for the influencer")
-        if len(self.layout.trapped_spawn_points) < 1:
+        if len(lay.trapped_spawn_points) < 1:
             raise MapError("box_trapped needs a spawn point 'T' for the trapped agent")
-        if len(self.layout.box_cells) == 0:
+        if len(lay.box_cells) == 0:
             raise MapError("box_trapped needs box walls 'X'")
-        self.options["apple_regrow_delay"] = check_int("apple_regrow_delay", self.options["apple_regrow_delay"])
-        self.options["open_requires_adjacency"] = check_bool(
-            "open_requires_adjacency", self.options["open_requires_adjacency"])
+        opts = self.options
+        opts["apple_regrow_delay"] = check_int("apple_regrow_delay", opts["apple_regrow_delay"])
+        opts["open_requires_adjacency"] = check_bool("open_requires_adjacency", opts["open_requires_adjacency"])
+        opts["opaque_box"] = check_bool("opaque_box", opts["opaque_box"])
         self.can_open = np.array([True, False])
 
     def spawn_groups(self) -> tuple[list[np.ndarray], np.ndarray]:
@@ -58,12 +83,30 @@ class BoxTrapped(Game):
     def reset_rule_state(self, engine, mask: np.ndarray) -> None:
         engine.box_open_step[mask] = -1
         engine.regrow_timer[mask] = 0
+        engine.orient[mask, TRAPPED] = C.UP
 
     def apply_rules(self, engine, actions: np.ndarray) -> None:
         K.box_dynamics(actions, engine.kinds, self.can_open, engine.grid, engine.occ, engine.pos,
                        self.layout.box_cells, self.layout.apple_cells, engine.regrow_timer,
                        self.options["apple_regrow_delay"], self.options["open_requires_adjacency"],
                        engine.box_open_step, engine.t)
+
+    def edit_observation(self, engine, obs) -> None:
+        """The dark box: a shut-in trapped agent sees its own cell and the walls next to it."""
+        if not self.options["opaque_box"]:
+            return
+        shut = engine.box_open_step < 0
+        if not shut.any():
+            return
+        R = self.view_radius
+        lo = max(R - 1, 0)
+        view = obs.rgb[shut, TRAPPED]
+        near = view[:, lo:R + 2, lo:R + 2].copy()
+        view[:] = 0
+        view[:, lo:R + 2, lo:R + 2] = near
+        obs.rgb[shut, TRAPPED] = view
+        obs.others_visible[shut, TRAPPED] = 0
+        obs.others_prev_actions[shut, TRAPPED] = engine.none_action
 
     def episode_metrics(self, engine, b: int) -> dict[str, Any]:
         step = int(engine.box_open_step[b])

@@ -264,3 +264,35 @@ def test_compiled_acting_pass_matches_eager():
     # fused float32 kernels round differently: tiny (near-zero) influences differ by ~1e-7
     np.testing.assert_allclose(compiled, eager, rtol=1e-3, atol=1e-6)
     assert eager.max() > 0
+
+
+def test_influence_wrappers_share_option_keywords_defaults_and_checks():
+    """The three influence wrappers take every shared option under the same keyword and default
+    (the channel's influence reward alone is off by default) and reject bad values alike."""
+    import dataclasses
+    import inspect
+
+    from wrappers import InfluenceRewardVecEnv
+    from wrappers.influence import InfluenceOptions
+    from wrappers.testing import ToyVecEnv
+
+    classes = (InfluenceReward, InfluenceRewardVecEnv, CommunicationChannel)
+    params = {cls: inspect.signature(cls.__init__).parameters for cls in classes}
+    for f in dataclasses.fields(InfluenceOptions):
+        defaults = {cls: p[f.name].default for cls, p in params.items()}
+        if f.name == "beta":
+            assert defaults.pop(CommunicationChannel) == 0.0
+        assert len({repr(d) for d in defaults.values()}) == 1, (f.name, defaults)
+    make = {InfluenceReward: lambda **kw: InfluenceReward(ToySSD(num_agents=2), **kw),
+            InfluenceRewardVecEnv: lambda **kw: InfluenceRewardVecEnv(ToyVecEnv(num_worlds=2, num_agents=2), **kw),
+            CommunicationChannel: lambda **kw: CommunicationChannel(ToySSD(num_agents=2), vocab_size=3, **kw)}
+    for cls in classes:
+        for bad, match in [(dict(train_every=10, bptt=4), "multiple"), (dict(divergence="l2"), "divergence"),
+                           (dict(alpha=-1.0), "alpha"), (dict(curriculum_steps=1.5), "curriculum_steps"),
+                           (dict(lr=0.0), "lr"), (dict(torch_threads=0), "torch_threads")]:
+            with pytest.raises((ValueError, TypeError), match=match):
+                make[cls](**bad)
+    env = make[CommunicationChannel](beta=0.5, train_every=16, bptt=4, lr=2e-3, clip=3)
+    assert (env.beta, env.alpha, env.divergence) == (0.5, 1.0, "kl")
+    assert (env.engine.train_every, env.engine.bptt, env.engine.clip) == (16, 4, 3.0)
+    assert env.engine.optimizer.param_groups[0]["lr"] == 2e-3

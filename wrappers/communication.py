@@ -6,8 +6,8 @@ import numpy as np
 from gymnasium import spaces
 
 from ._base import ObsReader, SocialWrapper, check_probs, extend_dict_space, extend_obs
-from .core import check_int, check_weight
-from .influence import InfluenceMixin, engine_kwargs
+from .core import check_int
+from .influence import InfluenceMixin, InfluenceOptions
 from .moa import InfluenceEngine
 
 
@@ -45,22 +45,14 @@ class CommunicationChannel(InfluenceMixin, SocialWrapper):
                  visibility_key: str = "others_visible", seed: int = 0,
                  torch_threads: int | None = 1, compile_moa: bool = False):
         vocab_size = check_int("vocab_size", vocab_size, minimum=2)
-        beta = check_weight("beta", beta)
-        alpha = check_weight("alpha", alpha)
-        curriculum_steps = check_int("curriculum_steps", curriculum_steps, minimum=0)
-        kw = engine_kwargs(divergence=divergence, clip=clip, influence_only_visible=influence_only_visible,
-                           train_only_visible=train_only_visible,
-                           moa_sees_hidden_actions=moa_sees_hidden_actions, lr=lr,
-                           train_every=train_every, bptt=bptt, train_iters=train_iters, seed=seed,
-                           torch_threads=torch_threads, compile_moa=compile_moa)
+        opts = InfluenceOptions.from_args(locals())
         super().__init__(env)
         agents = self.possible_agents
         acts = [env.action_space(a) for a in agents]
         if not all(isinstance(s, spaces.Discrete) for s in acts):
             raise ValueError(f"CommunicationChannel needs Discrete env action spaces, got {acts}")
         self.vocab_size = vocab_size
-        self.beta, self.alpha, self.curriculum_steps = beta, alpha, curriculum_steps
-        self.divergence = divergence
+        self._set_options(opts)
         n = len(agents)
         self._act_spaces = {a: spaces.MultiDiscrete([int(s.n), vocab_size]) for a, s in zip(agents, acts)}
         sym_space = spaces.MultiDiscrete([vocab_size + 1] * n)
@@ -68,7 +60,7 @@ class CommunicationChannel(InfluenceMixin, SocialWrapper):
                             for a in agents}
         self.symbols = np.full(n, vocab_size, dtype=np.int64)
         self.engine = None
-        if beta > 0:
+        if opts.beta > 0:
             if n < 2:
                 raise ValueError("CommunicationChannel influence reward needs at least 2 agents")
             if len({int(s.n) for s in acts}) != 1:
@@ -76,7 +68,7 @@ class CommunicationChannel(InfluenceMixin, SocialWrapper):
             self.reader = ObsReader(env.observation_space(agents[0]), obs_key, visibility_key, n,
                                     "CommunicationChannel")
             self.engine = InfluenceEngine(1, n, int(acts[0].n), self.reader.shape,
-                                          num_symbols=vocab_size, cf_on="symbol", **kw)
+                                          num_symbols=vocab_size, cf_on="symbol", **opts.engine_kwargs())
         self.global_step = 0
         self._obs = None
         self._probs = None

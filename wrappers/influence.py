@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass, fields
+
 import numpy as np
 import torch
 from gymnasium import spaces
@@ -11,34 +13,77 @@ from .core import check_divergence, check_int, check_weight, curriculum_weight
 from .moa import InfluenceEngine
 
 
-def engine_kwargs(*, divergence, clip, influence_only_visible, train_only_visible,
-                  moa_sees_hidden_actions, lr, train_every, bptt, train_iters, seed,
-                  torch_threads, compile_moa=False):
-    """Validate the MOA/influence options shared by every influence wrapper (before any state)."""
-    check_divergence(divergence)
-    check_weight("clip", clip, allow_zero=False)
-    check_weight("lr", lr, allow_zero=False)
-    check_int("train_every", train_every, minimum=1)
-    check_int("bptt", bptt, minimum=1)
-    check_int("train_iters", train_iters, minimum=0)
-    if train_every % bptt:
-        raise ValueError(f"train_every ({train_every}) must be a multiple of bptt ({bptt})")
-    if torch_threads is not None:
-        check_int("torch_threads", torch_threads, minimum=1)
-    return dict(divergence=divergence, clip=float(clip), influence_only_visible=bool(influence_only_visible),
-                train_only_visible=bool(train_only_visible),
-                moa_sees_hidden_actions=bool(moa_sees_hidden_actions), lr=float(lr),
-                train_every=int(train_every), bptt=int(bptt), train_iters=int(train_iters),
-                seed=int(seed), torch_threads=torch_threads, compile_moa=bool(compile_moa))
+@dataclass(frozen=True)
+class InfluenceOptions:
+    """The constructor options every influence wrapper shares (:class:`InfluenceReward`,
+    :class:`~wrappers.InfluenceRewardVecEnv`, :class:`~wrappers.CommunicationChannel`), validated
+    in one place.  Each field is the wrappers' keyword of the same name (documented on
+    :class:`InfluenceReward`); the wrappers keep their explicit keywords and defaults."""
+
+    beta: float
+    alpha: float
+    curriculum_steps: int
+    divergence: str
+    clip: float
+    influence_only_visible: bool
+    train_only_visible: bool
+    moa_sees_hidden_actions: bool
+    lr: float
+    train_every: int
+    bptt: int
+    train_iters: int
+    seed: int
+    torch_threads: int | None
+    compile_moa: bool
+
+    @classmethod
+    def from_args(cls, args: dict) -> InfluenceOptions:
+        """Validate a wrapper's constructor arguments, given as ``locals()`` at the top of its
+        ``__init__`` (the entries named like the fields; the others are ignored), so that bad
+        input fails before the wrapper builds any state.  Raises ``TypeError``/``ValueError``
+        naming the offending keyword."""
+        a = {f.name: args[f.name] for f in fields(cls)}
+        beta = check_weight("beta", a["beta"])
+        alpha = check_weight("alpha", a["alpha"])
+        curriculum_steps = check_int("curriculum_steps", a["curriculum_steps"], minimum=0)
+        check_divergence(a["divergence"])
+        check_weight("clip", a["clip"], allow_zero=False)
+        check_weight("lr", a["lr"], allow_zero=False)
+        check_int("train_every", a["train_every"], minimum=1)
+        check_int("bptt", a["bptt"], minimum=1)
+        check_int("train_iters", a["train_iters"], minimum=0)
+        if a["train_every"] % a["bptt"]:
+            raise ValueError(f"train_every ({a['train_every']}) must be a multiple of bptt ({a['bptt']})")
+        if a["torch_threads"] is not None:
+            check_int("torch_threads", a["torch_threads"], minimum=1)
+        return cls(beta=beta, alpha=alpha, curriculum_steps=curriculum_steps, divergence=a["divergence"],
+                   clip=float(a["clip"]), influence_only_visible=bool(a["influence_only_visible"]),
+                   train_only_visible=bool(a["train_only_visible"]),
+                   moa_sees_hidden_actions=bool(a["moa_sees_hidden_actions"]), lr=float(a["lr"]),
+                   train_every=int(a["train_every"]), bptt=int(a["bptt"]), train_iters=int(a["train_iters"]),
+                   seed=int(a["seed"]), torch_threads=a["torch_threads"], compile_moa=bool(a["compile_moa"]))
+
+    def engine_kwargs(self) -> dict:
+        """The keyword arguments of :class:`~wrappers.InfluenceEngine` (all but the reward weights)."""
+        kw = asdict(self)
+        for k in ("beta", "alpha", "curriculum_steps"):
+            del kw[k]
+        return kw
 
 
 class InfluenceMixin:
-    """Curriculum, info fields and MOA persistence shared by the influence wrappers."""
+    """Options, curriculum weight, MOA access and persistence shared by the influence wrappers
+    (both faces)."""
 
     engine: InfluenceEngine
     beta: float
     curriculum_steps: int
     global_step: int
+
+    def _set_options(self, opts: InfluenceOptions) -> None:
+        """Keep the reward weights and the divergence of the validated options as attributes."""
+        self.beta, self.alpha, self.curriculum_steps = opts.beta, opts.alpha, opts.curriculum_steps
+        self.divergence = opts.divergence
 
     @property
     def influence_weight(self) -> float:
@@ -123,14 +168,7 @@ class InfluenceReward(InfluenceMixin, SocialWrapper):
                  lr: float = 1e-3, train_every: int = 64, bptt: int = 8, train_iters: int = 1,
                  obs_key: str = "rgb", visibility_key: str = "others_visible", seed: int = 0,
                  torch_threads: int | None = 1, compile_moa: bool = False):
-        beta = check_weight("beta", beta)
-        alpha = check_weight("alpha", alpha)
-        curriculum_steps = check_int("curriculum_steps", curriculum_steps, minimum=0)
-        kw = engine_kwargs(divergence=divergence, clip=clip, influence_only_visible=influence_only_visible,
-                           train_only_visible=train_only_visible,
-                           moa_sees_hidden_actions=moa_sees_hidden_actions, lr=lr,
-                           train_every=train_every, bptt=bptt, train_iters=train_iters, seed=seed,
-                           torch_threads=torch_threads, compile_moa=compile_moa)
+        opts = InfluenceOptions.from_args(locals())
         super().__init__(env)
         agents = self.possible_agents
         if len(agents) < 2:
@@ -141,9 +179,8 @@ class InfluenceReward(InfluenceMixin, SocialWrapper):
         self.num_actions = int(acts[0].n)
         self.reader = ObsReader(env.observation_space(agents[0]), obs_key, visibility_key, len(agents),
                                 "InfluenceReward")
-        self.beta, self.alpha, self.curriculum_steps = beta, alpha, curriculum_steps
-        self.divergence = divergence
-        self.engine = InfluenceEngine(1, len(agents), self.num_actions, self.reader.shape, **kw)
+        self._set_options(opts)
+        self.engine = InfluenceEngine(1, len(agents), self.num_actions, self.reader.shape, **opts.engine_kwargs())
         self.global_step = 0
         self._obs = None
         self._probs = None

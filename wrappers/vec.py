@@ -15,14 +15,12 @@ from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
 from ._base import ObsReader, check_probs, extend_dict_space
 from .core import (
-    check_int,
     check_weight,
-    curriculum_weight,
     inequity_aversion_rewards,
     prosocial_rewards,
     smooth_rewards,
 )
-from .influence import engine_kwargs
+from .influence import InfluenceMixin, InfluenceOptions
 from .moa import InfluenceEngine
 
 
@@ -128,7 +126,7 @@ class InequityAversionVecEnv(VecEnvWrapper):
         return self._augment(obs, self.traces), r.reshape(-1).astype(np.float32), dones, infos
 
 
-class InfluenceRewardVecEnv(VecEnvWrapper):
+class InfluenceRewardVecEnv(InfluenceMixin, VecEnvWrapper):
     """VecEnv face of :class:`wrappers.InfluenceReward`: same engine, options and info keys.
 
     One MOA per agent index, shared by all worlds (they are i.i.d. copies of the game) and trained
@@ -144,13 +142,7 @@ class InfluenceRewardVecEnv(VecEnvWrapper):
                  lr: float = 1e-3, train_every: int = 64, bptt: int = 8, train_iters: int = 1,
                  obs_key: str = "rgb", visibility_key: str = "others_visible", seed: int = 0,
                  torch_threads: int | None = 1, compile_moa: bool = False):
-        beta, alpha = check_weight("beta", beta), check_weight("alpha", alpha)
-        curriculum_steps = check_int("curriculum_steps", curriculum_steps, minimum=0)
-        kw = engine_kwargs(divergence=divergence, clip=clip, influence_only_visible=influence_only_visible,
-                           train_only_visible=train_only_visible,
-                           moa_sees_hidden_actions=moa_sees_hidden_actions, lr=lr,
-                           train_every=train_every, bptt=bptt, train_iters=train_iters, seed=seed,
-                           torch_threads=torch_threads, compile_moa=compile_moa)
+        opts = InfluenceOptions.from_args(locals())
         w, n = _layout(venv, type(self).__name__)
         if n < 2:
             raise ValueError(f"InfluenceRewardVecEnv needs at least 2 agents, got {n}")
@@ -161,30 +153,12 @@ class InfluenceRewardVecEnv(VecEnvWrapper):
         self.num_worlds, self.num_agents = w, n
         self.num_actions = int(venv.action_space.n)
         self.reader = reader
-        self.beta, self.alpha, self.curriculum_steps = beta, alpha, curriculum_steps
-        self.divergence = divergence
-        self.engine = InfluenceEngine(w, n, self.num_actions, reader.shape, **kw)
+        self._set_options(opts)
+        self.engine = InfluenceEngine(w, n, self.num_actions, reader.shape, **opts.engine_kwargs())
         self.global_step = 0
         self._obs = None
         self._actions = None
         self._probs = None
-
-    @property
-    def influence_weight(self) -> float:
-        return curriculum_weight(self.beta, self.global_step, self.curriculum_steps)
-
-    @property
-    def moa(self):
-        return self.engine.model
-
-    def save_moa(self, path):
-        self.engine.save(path)
-
-    def load_moa(self, path):
-        self.engine.load(path)
-
-    def moa_stats(self):
-        return self.engine.stats()
 
     def set_action_probs(self, probs: np.ndarray) -> None:
         """Policy probabilities ``[num_slots, A]`` for the next step (all-NaN row = not given)."""

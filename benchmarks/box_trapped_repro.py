@@ -123,7 +123,8 @@ def diagnose(args: argparse.Namespace, seed: int = 0, steps: int = 300, force: f
 
     Plays the trained influence_moa pair in 32 worlds, forcing the influencer to OPEN_BOX with
     probability ``force`` per step, and reports the trapped agent's mean action distribution with
-    the box closed and open, and the influencer's raw influence reward at the opening step.
+    the box closed, open, and on the step just after it opened, and the influencer's raw influence
+    reward at the opening step.
     """
     import torch as th
     from stable_baselines3.common.utils import obs_as_tensor
@@ -152,9 +153,6 @@ def diagnose(args: argparse.Namespace, seed: int = 0, steps: int = 300, force: f
     opened = np.zeros(worlds, dtype=bool)
     at_open, other, closed_pi, open_pi, released_pi = [], [], [], [], []
     just_opened = np.zeros(worlds, dtype=bool)
-    by_side: dict[int, list] = {}
-    from baselines.envs import base_of
-    engine = base_of(venv).engine
     rng = np.random.default_rng(0)
     for _ in range(steps):
         for k, (lrn, g) in enumerate(zip(learners, groups)):
@@ -166,7 +164,6 @@ def diagnose(args: argparse.Namespace, seed: int = 0, steps: int = 300, force: f
             (open_pi if opened[w] else closed_pi).append(probs[2 * w + 1])
             if just_opened[w]:
                 released_pi.append(probs[2 * w + 1])
-                by_side.setdefault(int(engine.apple_side[w]), []).append(probs[2 * w + 1])
         venv.set_action_probs(probs)
         obs, _, dones, infos = venv.step(acts)
         for w in range(worlds):
@@ -178,8 +175,6 @@ def diagnose(args: argparse.Namespace, seed: int = 0, steps: int = 300, force: f
     res = {"trapped_policy_box_closed": [round(float(x), 3) for x in np.mean(closed_pi, 0)],
            "trapped_policy_box_open": [round(float(x), 3) for x in np.mean(open_pi, 0)] if open_pi else None,
            "trapped_policy_just_released": [round(float(x), 3) for x in np.mean(released_pi, 0)] if released_pi else None,
-           "trapped_policy_just_released_by_apple_side": {
-               s: [round(float(x), 3) for x in np.mean(v, 0)] for s, v in sorted(by_side.items())},
            "influence_at_opening": float(np.mean(at_open)) if at_open else None, "openings": len(at_open),
            "influence_other_steps": float(np.mean(other)), "influence_weight": infl.influence_weight}
     print(json.dumps(res, indent=2))

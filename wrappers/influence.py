@@ -152,7 +152,9 @@ class InfluenceReward(InfluenceMixin, SocialWrapper):
     busy machine they can make each step 10x slower); ``None`` leaves torch's setting alone.
     The acting pass (MOA forward over all counterfactuals, divergences) runs as one numba-compiled
     loop over the MOA's weights, equal to the torch pass up to float32 rounding and about 3x
-    faster for one world (compiled on first use, then cached on disk by numba).
+    faster for one world (compiled on first use, then cached on disk by numba).  A training round
+    runs the encoder over all buffered steps at once and the LSTM recurrence as compiled loops with
+    a hand-written backward (same gradients as autograd, up to float32 rounding).
     ``compile_moa=True`` (experimental, opt-in) runs the acting pass through ``torch.compile`` as one
     fused graph instead: the first step compiles (about 10-30 s; needs a C++ compiler), later steps
     were about 35% faster than the eager torch pass and about 13% faster end-to-end on the 2-core dev

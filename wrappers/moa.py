@@ -25,7 +25,14 @@ agent's own choice at t, so the marginal can be formed when the agent does not s
 
 Steps 1-2 run as one numba loop (``_act_numba``, same results as the torch ``_act_core`` up to
 float32 rounding): torch's per-call overhead dominates on such small tensors.  The torch pass
-serves ``compile_moa``, hand-replaced MOA methods and ``FAST_MAX_WORLDS = 0``.
+serves ``compile_moa``, hand-replaced MOA methods and ``FAST_MAX_WORLDS = 0``.  The step's
+inputs are written once into the training buffer (``_record_numba``) and read from there.
+
+Training (step 3) runs the encoder, the input part of the gates and the one-hot inputs for all
+buffered steps in one batch (the buffer laid out in "chunk order", see ``_train_batch``); only the
+LSTM recurrence loops over the ``bptt`` steps, as numba loops with a hand-written backward
+(:func:`lstm_sequence`, same values and gradients as autograd through :meth:`MOA.cell`;
+``FAST_LSTM = False`` runs the same recurrence in torch ops).
 
 Timing (the classic off-by-one pitfalls): the influence returned by ``step`` at t is the
 influence of the action taken at t, computed from inputs at t (not the previous step's
@@ -223,9 +230,11 @@ class MOA(nn.Module):
 class _LSTMSequence(torch.autograd.Function):
     """L steps of :meth:`MOA.cell` on precomputed input gates, with a hand-written backward.
 
-    Autograd through the per-step cell records ~30 tiny ops per step; here the forward keeps the
-    few tensors the backward needs, the backward's elementwise work is one op per term over all
-    steps, and the recurrent weight's gradient is one matmul over all steps."""
+    Autograd through the per-step cell records ~30 tiny ops per step.  Here both directions run
+    as numba loops per (agent, row) (``_lstm_fwd_numba``/``_lstm_bwd_numba``); without numba, in
+    float64 or with ``FAST_LSTM = False`` as torch ops whose backward computes its elementwise
+    factors once for all steps.  The forward keeps the few tensors the backward needs, and the
+    recurrent weight's gradient is one matmul over all steps either way."""
 
     @staticmethod
     def forward(ctx, gin, w_h, h0, c0, keep, scale):

@@ -97,7 +97,11 @@ class InfluenceConfig:
     that owns the MOA; ``moa_loss_weight`` is the paper's value, recorded but not applied: the
     wrapper's MOA shares no parameters with the policy and trains with its own Adam, for which a
     constant loss weight cancels out. ``moa_lr`` (default: the agents' ``lr_init``) is the MOA's
-    learning rate (see README, "MOA loss weight").
+    learning rate (see README, "MOA loss weight"). The MOA trains every ``moa_train_every``
+    vector steps (a multiple of its 8-step BPTT) with ``moa_train_iters`` Adam steps on the
+    steps since the last round: with the wrapper's own default (one step every 64) a zoo run of a
+    few hundred thousand steps gives the MOA only ~100 updates, too few to learn anything but the
+    commonest actions (benchmarks/RESULTS.md, Box Trapped).
     """
 
     beta: float = 0.620
@@ -109,6 +113,8 @@ class InfluenceConfig:
     only_when_visible: bool = True  # influence counted only for agents in view
     clip: float = 10.0
     moa_lr: float | None = None  # None: the agents' lr_init (see README, "MOA loss weight")
+    moa_train_every: int = 16
+    moa_train_iters: int = 2
 
 
 @dataclass
@@ -269,6 +275,11 @@ def validate(cfg: AgentConfig, source: str = "config") -> None:
     for key in ("moa_loss_weight", "clip", "moa_lr"):
         if getattr(i, key) is not None and getattr(i, key) <= 0:
             raise bad(f"influence.{key}", f"must be > 0, got {getattr(i, key)}")
+    if i.moa_train_every < 8 or i.moa_train_every % 8:
+        raise bad("influence.moa_train_every", f"must be a positive multiple of 8 (the MOA's BPTT length), "
+                                               f"got {i.moa_train_every}")
+    if i.moa_train_iters < 1:
+        raise bad("influence.moa_train_iters", f"must be >= 1, got {i.moa_train_iters}")
     if not 0.0 <= cfg.inequity_aversion.lambda_ <= 1.0:
         raise bad("inequity_aversion.lambda_", "must be in [0, 1]")
     if cfg.inequity_aversion.alpha < 0 or cfg.inequity_aversion.beta < 0:

@@ -77,6 +77,8 @@ def wrap_rewards(venv: VecEnv, cfg: AgentConfig, total_agent_steps: int, seed: i
             train_only_visible=inf.train_moa_only_when_visible,
             # see README "MOA loss weight": with its own Adam the MOA learns at the agents' lr
             lr=inf.moa_lr if inf.moa_lr is not None else cfg.ppo.lr_init,
+            train_every=inf.moa_train_every,
+            train_iters=inf.moa_train_iters,
             seed=seed,
         )
     raise ConfigError(f"unknown reward {cfg.reward!r}")

@@ -81,6 +81,8 @@ def test_malformed_yaml(tmp_path):
         ("games: {cleanupp: {}}", r"games\.cleanupp: unknown game"),
         ("- just\n- a list\n", r"expected a mapping at the top"),
         ("colour: red", r"unknown top-level key"),
+        ("defaults: {influence: {moa_train_every: 12}}", r"influence\.moa_train_every: must be a positive multiple of 8"),
+        ("defaults: {influence: {moa_train_iters: 0}}", r"influence\.moa_train_iters: must be >= 1"),
     ],
 )
 def test_invalid_config_files(tmp_path, body, message):

@@ -142,7 +142,7 @@ def test_cleanup_paper_map_starts_frozen_at_56_of_119():
 
 
 # ---- Box Trapped -------------------------------------------------------------------------------
-# Default map (9x9): apples in rows 1-2 (cols 1-7), the trapped agent at (5,4) in a one-cell box
+# Default map (9x9): apples in rows 1-3 (cols 1-7), the trapped agent at (5,4) in a one-cell box
 # (walls rows 4-6, cols 3-5), the influencer spawning at (7,1) or (7,7).
 def box_env(**options):
     env = ssd_gym.parallel_env("box_trapped", **options)
@@ -188,7 +188,7 @@ def test_trapped_agent_starts_facing_up_and_walks_up_to_the_apples_once_released
     env.engine.set_agents(0, [(7, 1), (5, 4)])
     act(env, "OPEN_BOX", "STAY")
     rewards = [act(env, "STAY", "MOVE_UP")[1]["agent_1"] for _ in range(3)]
-    assert tuple(env.engine.pos[0, 1]) == (2, 4) and rewards == [0.0, 0.0, 1.0]
+    assert tuple(env.engine.pos[0, 1]) == (2, 4) and rewards == [0.0, 1.0, 1.0]
 
 
 def test_open_requires_adjacency_option():
@@ -206,27 +206,27 @@ def test_open_requires_adjacency_option():
 
 def test_box_apples_regrow_after_delay():
     env = box_env(apple_regrow_delay=5)
-    env.engine.set_agents(0, [(3, 2), (5, 4)], [C.UP, C.UP])
-    _, rew, *_ = act(env, "MOVE_UP", "STAY")     # facing UP, forward = (2,2): an apple
+    env.engine.set_agents(0, [(4, 1), (5, 4)], [C.UP, C.UP])
+    _, rew, *_ = act(env, "MOVE_UP", "STAY")     # facing UP, forward = (3,1): an apple
     assert rew["agent_0"] == 1.0
     act(env, "MOVE_DOWN", "STAY")                 # step back off the cell
     for k in range(3):
-        assert env.engine.grid[0, 2, 2] == C.EMPTY
+        assert env.engine.grid[0, 3, 1] == C.EMPTY
         act(env, "STAY", "STAY")
     act(env, "STAY", "STAY")                      # 5 steps after it was eaten
-    assert env.engine.grid[0, 2, 2] == C.APPLE
+    assert env.engine.grid[0, 3, 1] == C.APPLE
 
 
 def test_box_apples_are_inexhaustible_by_default():
     """Default delay 1: an eaten apple is back the step after its eater leaves, never before."""
     env = box_env()
-    env.engine.set_agents(0, [(3, 2), (5, 4)], [C.UP, C.UP])
+    env.engine.set_agents(0, [(4, 1), (5, 4)], [C.UP, C.UP])
     total = 0.0
-    for k in range(10):   # step onto (2,2), back to (3,2), onto (2,2), ...
+    for k in range(10):   # step onto (3,1), back to (4,1), onto (3,1), ...
         _, rew, *_ = act(env, "MOVE_UP" if k % 2 == 0 else "MOVE_DOWN", "STAY")
         total += rew["agent_0"]
         if k % 2 == 0:
-            assert env.engine.grid[0, 2, 2] != C.APPLE   # eaten and still under the agent
+            assert env.engine.grid[0, 3, 1] != C.APPLE   # eaten and still under the agent
     assert total == 5.0
 
 

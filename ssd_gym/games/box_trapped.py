@@ -7,12 +7,12 @@ The paper gives no map, so the design is ours, chosen so that releasing the trap
 what it does next, which is the effect the influence reward measures:
 
 * the trapped agent sits in a one-cell box, facing up, so none of its moves succeeds until it is
-  released; the apples are in two rows along the top of the map, three steps up from the box;
+  released; the apples fill the three rows along the top of the map, two steps up from it;
 * the box is dark (``opaque_box``): while it is shut the trapped agent sees only its own cell and
   the walls around it, not the influencer or the apples.
 
-Once out, the trapped agent's way to the apples is up; while boxed, it sees nothing of them and
-its choices change nothing. (A first design let it see out of a 3x3 box with apples all around:
+Once out, the trapped agent's way to the apples is straight up; while boxed, it sees nothing of
+them and its choices change nothing. (A first design let it see out of a 3x3 box with apples all around:
 trained, it acted the same whether or not the box was open, and OPEN_BOX had almost no measurable
 influence; benchmarks/RESULTS.md.)
 """

@@ -10,7 +10,8 @@ time), then evaluates every seed for 100 episodes and writes to ``--out``:
 
     python benchmarks/box_trapped_repro.py --total-steps 400000
     python benchmarks/box_trapped_repro.py --phase eval      # evaluate already trained runs
-    python benchmarks/box_trapped_repro.py --phase diagnose  # does OPEN_BOX change the trapped agent's action?
+    python benchmarks/box_trapped_repro.py --phase diagnose  # does OPEN_BOX change the trapped agent's
+                                                             # next action, and does the MOA see it?
 
 Paper: a selfish A3C influencer opens the box in 0% of trajectories, the influence agent in 88%.
 Training resumes from checkpoints, so an interrupted run can simply be started again.
@@ -118,13 +119,15 @@ def evaluate_all(args: argparse.Namespace) -> None:
         plt.close(fig)
 
 
-def diagnose(args: argparse.Namespace, seed: int = 0, steps: int = 300, force: float = 0.05) -> dict:
-    """Does OPEN_BOX change the trapped agent's next action? (what the influence reward measures)
+def diagnose(args: argparse.Namespace, seed: int = 0, worlds: int = 32) -> dict:
+    """Does OPEN_BOX change the trapped agent's next action, and does the MOA see it?
 
-    Plays the trained influence_moa pair in 32 worlds, forcing the influencer to OPEN_BOX with
-    probability ``force`` per step, and reports the trapped agent's mean action distribution with
-    the box closed, open, and on the step just after it opened, and the influencer's raw influence
-    reward at the opening step.
+    Plays the trained influence_moa pair of ``seed`` for two steps in ``worlds`` worlds: at step 0
+    the influencer is made to OPEN_BOX in half the worlds and to STAY in the other half. Reports
+    the trapped agent's policy at step 1 in both halves and the true one-step influence of the
+    opening, KL(policy after opening || policy with the box still shut) averaged over the opened
+    worlds (what a perfect MOA would give), next to the influence reward the wrapper's learned
+    MOA gave at step 0 in both halves.
     """
     import torch as th
     from stable_baselines3.common.utils import obs_as_tensor
@@ -136,7 +139,6 @@ def diagnose(args: argparse.Namespace, seed: int = 0, steps: int = 300, force: f
 
     th.set_num_threads(1)
     info, cfg, ckpt, state = load_run(Path(args.runs) / "influence_moa" / f"seed{seed}")
-    worlds = 32
     venv = make_env(cfg, "box_trapped", worlds, 777, info["args"]["total_steps"])
     infl = influence_wrapper(venv)
     infl.load_moa(str(ckpt / "moa.pt"))
@@ -144,40 +146,41 @@ def diagnose(args: argparse.Namespace, seed: int = 0, steps: int = 300, force: f
     groups = slot_groups(worlds, 2, cfg.sharing)
     learners = make_learners(cfg, venv.observation_space, venv.action_space, groups, seed=0)
     restore_learners(ckpt, learners, state)
-    open_action = venv.action_space.n - 1  # OPEN_BOX is Box Trapped's last action
+    names = list(venv.game.action_names) if hasattr(venv, "game") else None
+    open_action, stay = venv.action_space.n - 1, 4  # OPEN_BOX is the last action, STAY is 4
     obs = venv.reset()
     lstm = [lrn._last_lstm_states for lrn in learners]
     starts = [np.ones(len(g), dtype=bool) for g in groups]
     acts = np.zeros(venv.num_envs, dtype=np.int64)
     probs = np.zeros((venv.num_envs, venv.action_space.n), dtype=np.float32)
-    opened = np.zeros(worlds, dtype=bool)
-    at_open, other, closed_pi, open_pi, released_pi = [], [], [], [], []
-    just_opened = np.zeros(worlds, dtype=bool)
-    rng = np.random.default_rng(0)
-    for _ in range(steps):
+    opened = np.arange(worlds) % 2 == 0
+    moa_influence = None
+    for t in range(2):
         for k, (lrn, g) in enumerate(zip(learners, groups)):
             o = obs_as_tensor(as_learner_obs(lrn, take(obs, g)), "cpu")
             a, _, _, lstm[k], p = policy_step(lrn.policy, o, lstm[k], th.tensor(starts[k], dtype=th.float32))
             acts[g], probs[g] = a.numpy(), p.numpy()
-        acts[::2][rng.random(worlds) < force] = open_action
-        for w in range(worlds):
-            (open_pi if opened[w] else closed_pi).append(probs[2 * w + 1])
-            if just_opened[w]:
-                released_pi.append(probs[2 * w + 1])
+        if t == 0:
+            acts[0::2] = np.where(opened, open_action, stay)
+        else:
+            trapped = probs[1::2].astype(np.float64)
+            break
         venv.set_action_probs(probs)
-        obs, _, dones, infos = venv.step(acts)
-        for w in range(worlds):
-            first_open = acts[2 * w] == open_action and not opened[w]
-            (at_open if first_open else other).append(infos[2 * w]["influence_reward"])
-            just_opened[w] = first_open and not dones[2 * w]
-            opened[w] = (opened[w] or acts[2 * w] == open_action) and not dones[2 * w]
-        starts = [dones[g] for g in groups]
-    res = {"trapped_policy_box_closed": [round(float(x), 3) for x in np.mean(closed_pi, 0)],
-           "trapped_policy_box_open": [round(float(x), 3) for x in np.mean(open_pi, 0)] if open_pi else None,
-           "trapped_policy_just_released": [round(float(x), 3) for x in np.mean(released_pi, 0)] if released_pi else None,
-           "influence_at_opening": float(np.mean(at_open)) if at_open else None, "openings": len(at_open),
-           "influence_other_steps": float(np.mean(other)), "influence_weight": infl.influence_weight}
-    print(json.dumps(res, indent=2))
+        obs, _, _, infos = venv.step(acts)
+        moa_influence = np.array([infos[2 * w]["influence_reward"] for w in range(worlds)])
+        starts = [np.zeros(len(g), dtype=bool) for g in groups]
+    shut_mean = trapped[~opened].mean(0)
+    true_kl = np.sum(trapped[opened] * np.log(trapped[opened] / shut_mean), axis=1)
+    res = {"seed": seed,
+           "trapped_policy_after_opening": [round(float(x), 3) for x in trapped[opened].mean(0)],
+           "trapped_policy_box_shut": [round(float(x), 3) for x in shut_mean],
+           "true_influence_of_opening_nats": round(float(true_kl.mean()), 4),
+           "moa_influence_reward_opening": round(float(moa_influence[opened].mean()), 5),
+           "moa_influence_reward_staying": round(float(moa_influence[~opened].mean()), 5),
+           "influence_weight": infl.influence_weight}
+    if names:
+        res["actions"] = names
+    print(json.dumps(res))
     return res
 
 
@@ -221,8 +224,11 @@ def main(argv: list[str] | None = None) -> int:
         train(args)
     if args.phase in ("all", "eval"):
         evaluate_all(args)
-    if args.phase == "diagnose":
-        diagnose(args)
+    if args.phase in ("all", "diagnose"):
+        rows = [diagnose(args, seed) for seed in range(args.seeds)]
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "box_trapped_diagnose.json").write_text(json.dumps(rows, indent=1))
     return 0
 
 

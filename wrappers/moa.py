@@ -779,6 +779,28 @@ def _ftanh_py(x):
     return p / q
 
 
+def _patches_py(src, f, out, col0):
+    """3x3 valid-conv patches of one uint8 image ``src`` ``[h, w, C]`` into columns
+    ``col0 ..`` of ``out`` ``[C*9, ...]`` (im2col order: channel, dy, dx), via the channels-first
+    float scratch ``f`` ``[C, h, w]`` (the patch rows are then slices of it)."""
+    hh, ww, ch = src.shape
+    oh, ow = hh - 2, ww - 2
+    for y in range(hh):
+        for x in range(ww):
+            for cc in range(ch):
+                f[cc, y, x] = np.float32(src[y, x, cc])
+    for cc in range(ch):
+        for dy in range(3):
+            for dx in range(3):
+                r = cc * 9 + dy * 3 + dx
+                for i in range(oh):
+                    for j in range(ow):
+                        out[r, col0 + i * ow + j] = f[cc, i + dy, j + dx]
+
+
+_patches = _njit(cache=True, inline="always")(_patches_py) if _njit is not None else _patches_py
+
+
 def _act_numba_py(img, idx, offsets, cf_slot, h, c, actual, sup, given, mask, conv_w, conv_b, fc1_t, fc1_b,
                   fc2_t, fc2_b, inx_t, inx_b, inh_t, cat, head_t, head_b, scale,
                   dim_cat, num_cf, n_act, div_code, clip):
@@ -787,8 +809,7 @@ def _act_numba_py(img, idx, offsets, cf_slot, h, c, actual, sup, given, mask, co
     ``h, c`` [N, W, H]; ``actual`` int64 [N, W]; ``sup`` [N, W, C]; ``given`` bool [N, W]; ``mask``
     bool [N, W, J].  ``div_code``: 0 kl, 1 jsd, 2 pmi (divergence not computed)."""
     nw, n, hh, ww, ch = img.shape
-    oh, ow = hh - 2, ww - 2
-    npos = oh * ow
+    npos = (hh - 2) * (ww - 2)
     nch = conv_w.shape[1]
     fc = fc1_t.shape[1]
     H = h.shape[2]
@@ -819,17 +840,7 @@ def _act_numba_py(img, idx, offsets, cf_slot, h, c, actual, sup, given, mask, co
     for k in range(n):
         for w in range(nw):
             # conv 3x3 valid (im2col order: channel, dy, dx), relu
-            for y in range(hh):  # channels first, as float: the patch rows below are then slices
-                for x in range(ww):
-                    for cc in range(ch):
-                        imgf[cc, y, x] = np.float32(img[w, k, y, x, cc])
-            for cc in range(ch):
-                for dy in range(3):
-                    for dx in range(3):
-                        r = cc * 9 + dy * 3 + dx
-                        for i in range(oh):
-                            for j in range(ow):
-                                patch[r, i * ow + j] = imgf[cc, i + dy, j + dx]
+            _patches(img[w, k], imgf, patch, 0)
             for o in range(nch):
                 for p in range(npos):
                     conv[o * npos + p] = 0.0
@@ -1099,25 +1110,14 @@ def _im2col_chunked_py(img, T, L, out):
     columns in the training's chunk order: step t = c*L + l of world w at column block
     ``(l * (T // L) + c) * W + w``.  ``out``: float32 ``[N, C*9, T*W*(h-2)*(w-2)]``."""
     _, nw, n, hh, ww, ch = img.shape
-    oh, ow = hh - 2, ww - 2
-    npos = oh * ow
+    npos = (hh - 2) * (ww - 2)
     nc = T // L
     f = np.empty((ch, hh, ww), np.float32)
     for t in range(T):
         for w in range(nw):
             col0 = (((t % L) * nc + t // L) * nw + w) * npos
             for k in range(n):
-                for y in range(hh):  # channels first, as float
-                    for x in range(ww):
-                        for cc in range(ch):
-                            f[cc, y, x] = img[t, w, k, y, x, cc]
-                for cc in range(ch):
-                    for dy in range(3):
-                        for dx in range(3):
-                            r = cc * 9 + dy * 3 + dx
-                            for i in range(oh):
-                                for j in range(ow):
-                                    out[k, r, col0 + i * ow + j] = f[cc, i + dy, j + dx]
+                _patches(img[t, w, k], f, out[k], col0)
 
 
 _im2col_chunked_numba = _njit(cache=True)(_im2col_chunked_py) if _njit is not None else None

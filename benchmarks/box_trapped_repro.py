@@ -133,7 +133,7 @@ def diagnose(args: argparse.Namespace, seed: int = 0, worlds: int = 32) -> dict:
     from stable_baselines3.common.utils import obs_as_tensor
 
     from baselines.checkpoint import restore_learners
-    from baselines.envs import influence_wrapper, make_env
+    from baselines.envs import base_of, influence_wrapper, make_env
     from baselines.evaluate import load_run
     from baselines.lockstep import as_learner_obs, make_learners, policy_step, slot_groups, take
 
@@ -146,29 +146,28 @@ def diagnose(args: argparse.Namespace, seed: int = 0, worlds: int = 32) -> dict:
     groups = slot_groups(worlds, 2, cfg.sharing)
     learners = make_learners(cfg, venv.observation_space, venv.action_space, groups, seed=0)
     restore_learners(ckpt, learners, state)
-    names = list(venv.game.action_names) if hasattr(venv, "game") else None
-    open_action, stay = venv.action_space.n - 1, 4  # OPEN_BOX is the last action, STAY is 4
+    names = list(base_of(venv).game.action_names)
+    open_action, stay = names.index("OPEN_BOX"), names.index("STAY")
     obs = venv.reset()
     lstm = [lrn._last_lstm_states for lrn in learners]
-    starts = [np.ones(len(g), dtype=bool) for g in groups]
     acts = np.zeros(venv.num_envs, dtype=np.int64)
     probs = np.zeros((venv.num_envs, venv.action_space.n), dtype=np.float32)
-    opened = np.arange(worlds) % 2 == 0
-    moa_influence = None
-    for t in range(2):
+
+    def act(episode_start: bool) -> None:
         for k, (lrn, g) in enumerate(zip(learners, groups)):
             o = obs_as_tensor(as_learner_obs(lrn, take(obs, g)), "cpu")
-            a, _, _, lstm[k], p = policy_step(lrn.policy, o, lstm[k], th.tensor(starts[k], dtype=th.float32))
+            starts = th.full((len(g),), float(episode_start))
+            a, _, _, lstm[k], p = policy_step(lrn.policy, o, lstm[k], starts)
             acts[g], probs[g] = a.numpy(), p.numpy()
-        if t == 0:
-            acts[0::2] = np.where(opened, open_action, stay)
-        else:
-            trapped = probs[1::2].astype(np.float64)
-            break
-        venv.set_action_probs(probs)
-        obs, _, _, infos = venv.step(acts)
-        moa_influence = np.array([infos[2 * w]["influence_reward"] for w in range(worlds)])
-        starts = [np.zeros(len(g), dtype=bool) for g in groups]
+
+    opened = np.arange(worlds) % 2 == 0
+    act(episode_start=True)
+    acts[0::2] = np.where(opened, open_action, stay)
+    venv.set_action_probs(probs)
+    obs, _, _, infos = venv.step(acts)
+    moa_influence = np.array([infos[2 * w]["influence_reward"] for w in range(worlds)])
+    act(episode_start=False)
+    trapped = probs[1::2].astype(np.float64)
     shut_mean = trapped[~opened].mean(0)
     true_kl = np.sum(trapped[opened] * np.log(trapped[opened] / shut_mean), axis=1)
     res = {"seed": seed,
@@ -177,9 +176,7 @@ def diagnose(args: argparse.Namespace, seed: int = 0, worlds: int = 32) -> dict:
            "true_influence_of_opening_nats": round(float(true_kl.mean()), 4),
            "moa_influence_reward_opening": round(float(moa_influence[opened].mean()), 5),
            "moa_influence_reward_staying": round(float(moa_influence[~opened].mean()), 5),
-           "influence_weight": infl.influence_weight}
-    if names:
-        res["actions"] = names
+           "influence_weight": infl.influence_weight, "actions": names}
     print(json.dumps(res))
     return res
 

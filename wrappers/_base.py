@@ -119,9 +119,6 @@ class ObsReader:
         self._img = np.empty((1, num_agents, *self.shape), dtype=np.uint8)  # for read_all
         self._vis = np.ones((1, num_agents, num_agents - 1), dtype=bool) if self.has_vis else None
 
-    def image(self, obs) -> np.ndarray:
-        return np.asarray(obs[self.obs_key] if self.is_dict else obs)
-
     def read_all(self, obs: dict, agents) -> tuple[np.ndarray, np.ndarray | None]:
         """Every agent's image and visibility as ``[1, N, H, W, C]`` and ``[1, N, N-1]`` (None when
         the observation has no visibility: all visible).  Written into arrays owned by the reader
@@ -133,11 +130,6 @@ class ObsReader:
             if vis is not None:
                 vis[0, i] = o[self.vis_key]  # nonzero -> True, as astype(bool)
         return img, vis
-
-    def visibility(self, obs) -> np.ndarray:
-        if not self.has_vis:
-            return np.ones(self.num_agents - 1, dtype=bool)
-        return np.asarray(obs[self.vis_key]).astype(bool)
 
 
 def check_probs(name: str, probs, size: int) -> np.ndarray:

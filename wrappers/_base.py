@@ -115,7 +115,6 @@ class ObsReader:
             raise ValueError(f"{wrapper}: the MOA needs an image observation Box of shape (H, W, C) "
                              f"with H, W >= 3, got {img_space}")
         self.shape = tuple(int(x) for x in img_space.shape)
-        self.num_agents = num_agents
         self._img = np.empty((1, num_agents, *self.shape), dtype=np.uint8)  # for read_all
         self._vis = np.ones((1, num_agents, num_agents - 1), dtype=bool) if self.has_vis else None
 

@@ -6,12 +6,15 @@ time), then evaluates every seed for 100 episodes and writes to ``--out``:
 * ``box_trapped_table.md`` / ``.csv``: share of episodes in which the influencer opens the box, per
   config and seed (sampled actions, i.e. the trained stochastic policy, and greedy actions);
 * ``box_trapped_open_step.png``: histogram of the step at which the box is opened (paper Fig. 4);
-* ``box_trapped_influence.png``: influence reward of the influencer over one trajectory (Fig. 5).
+* ``box_trapped_influence.png``: influence reward of the influencer over one trajectory (Fig. 5);
+* ``box_trapped_diagnose.json``: per run, the trapped agent's policy one step after a forced opening
+  and with the box shut, the true influence of opening next to the MOA's estimate, and the
+  influencer's return when it opens at once or never (``diagnose``).
 
-    python benchmarks/box_trapped_repro.py --total-steps 400000
+    python benchmarks/box_trapped_repro.py                   # 600k agent-steps per run
     python benchmarks/box_trapped_repro.py --phase eval      # evaluate already trained runs
     python benchmarks/box_trapped_repro.py --phase diagnose  # does OPEN_BOX change the trapped agent's
-                                                             # next action, and does the MOA see it?
+                              # next action, does the MOA see it, what does opening cost the influencer?
 
 Paper: a selfish A3C influencer opens the box in 0% of trajectories, the influence agent in 88%.
 Training resumes from checkpoints, so an interrupted run can simply be started again.
@@ -55,7 +58,7 @@ def _train_one(job: tuple[str, int, int, int, str, list[str]]) -> dict:
 
 def train(args: argparse.Namespace) -> None:
     jobs = [(agent, seed, args.total_steps, args.num_worlds, args.runs, args.overrides)
-            for agent in CONFIGS for seed in range(args.seeds)]
+            for agent in args.configs for seed in range(args.seeds)]
     t0 = time.time()
     with mp.get_context("spawn").Pool(args.jobs) as pool:
         for s in pool.imap_unordered(_train_one, jobs):
@@ -75,9 +78,9 @@ def evaluate_all(args: argparse.Namespace) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
-    open_steps: dict[str, list[int]] = {c: [] for c in CONFIGS}
+    open_steps: dict[str, list[int]] = {c: [] for c in args.configs}
     trace = None
-    for agent in CONFIGS:
+    for agent in args.configs:
         for seed in range(args.seeds):
             run_dir = Path(args.runs) / agent / f"seed{seed}"
             row = {"config": agent, "seed": seed}
@@ -96,13 +99,13 @@ def evaluate_all(args: argparse.Namespace) -> None:
             rows.append(row)
             print(json.dumps(row), flush=True)
     _write_table(out, rows, args)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5), sharey=True)
-    for ax, agent in zip(axes, CONFIGS):
+    fig, axes = plt.subplots(1, len(args.configs), figsize=(5 * len(args.configs), 3.5), sharey=True, squeeze=False)
+    for ax, agent in zip(axes[0], args.configs):
         ax.hist(open_steps[agent], bins=np.arange(0, 101, 2), color="tab:purple")
         n_eps = args.episodes * args.seeds
         ax.set_title(f"{agent}: box opened in {len(open_steps[agent])}/{n_eps} episodes")
         ax.set_xlabel("step at which the box is opened")
-    axes[0].set_ylabel("episodes (sampled actions)")
+    axes[0, 0].set_ylabel("episodes (sampled actions)")
     fig.tight_layout()
     fig.savefig(out / "box_trapped_open_step.png", dpi=110)
     plt.close(fig)
@@ -119,15 +122,17 @@ def evaluate_all(args: argparse.Namespace) -> None:
         plt.close(fig)
 
 
-def diagnose(args: argparse.Namespace, seed: int = 0, worlds: int = 32) -> dict:
-    """Does OPEN_BOX change the trapped agent's next action, and does the MOA see it?
+def diagnose(args: argparse.Namespace, agent: str = "influence_moa", seed: int = 0, worlds: int = 32) -> dict:
+    """Does OPEN_BOX change the trapped agent's next action, does the MOA see it, what does it cost?
 
-    Plays the trained influence_moa pair of ``seed`` for two steps in ``worlds`` worlds: at step 0
-    the influencer is made to OPEN_BOX in half the worlds and to STAY in the other half. Reports
-    the trapped agent's policy at step 1 in both halves and the true one-step influence of the
-    opening, KL(policy after opening || policy with the box still shut) averaged over the opened
-    worlds (what a perfect MOA would give), next to the influence reward the wrapper's learned
-    MOA gave at step 0 in both halves.
+    Plays the trained pair of ``agent``/``seed`` for one episode in ``worlds`` worlds: at step 0 the
+    influencer is made to OPEN_BOX in half the worlds and to STAY in the other half, where the box
+    then stays shut all episode (any later OPEN_BOX is replaced by STAY). Reports the trapped
+    agent's policy at step 1 in both halves and the true one-step influence of the opening,
+    KL(policy after opening || policy with the box still shut) averaged over the opened worlds
+    (what a perfect MOA would give), next to the influence reward the wrapper's learned MOA gave at
+    step 0 (influence_moa only), and the influencer's and trapped agent's episode returns (apples)
+    in both halves: what opening at once costs a selfish influencer.
     """
     import torch as th
     from stable_baselines3.common.utils import obs_as_tensor
@@ -138,45 +143,57 @@ def diagnose(args: argparse.Namespace, seed: int = 0, worlds: int = 32) -> dict:
     from baselines.lockstep import as_learner_obs, make_learners, policy_step, slot_groups, take
 
     th.set_num_threads(1)
-    info, cfg, ckpt, state = load_run(Path(args.runs) / "influence_moa" / f"seed{seed}")
+    info, cfg, ckpt, state = load_run(Path(args.runs) / agent / f"seed{seed}")
     venv = make_env(cfg, "box_trapped", worlds, 777, info["args"]["total_steps"])
     infl = influence_wrapper(venv)
-    infl.load_moa(str(ckpt / "moa.pt"))
-    infl.global_step = int(state["influence_global_step"])
+    if infl is not None:
+        infl.load_moa(str(ckpt / "moa.pt"))
+        infl.global_step = int(state["influence_global_step"])
     groups = slot_groups(worlds, 2, cfg.sharing)
     learners = make_learners(cfg, venv.observation_space, venv.action_space, groups, seed=0)
     restore_learners(ckpt, learners, state)
     names = list(base_of(venv).game.action_names)
     open_action, stay = names.index("OPEN_BOX"), names.index("STAY")
+    horizon = base_of(venv).game.max_cycles
     obs = venv.reset()
     lstm = [lrn._last_lstm_states for lrn in learners]
     acts = np.zeros(venv.num_envs, dtype=np.int64)
     probs = np.zeros((venv.num_envs, venv.action_space.n), dtype=np.float32)
-
-    def act(episode_start: bool) -> None:
+    opened = np.arange(worlds) % 2 == 0
+    returns = np.zeros((worlds, 2))
+    res = {"config": agent, "seed": seed}
+    for t in range(horizon):
         for k, (lrn, g) in enumerate(zip(learners, groups)):
             o = obs_as_tensor(as_learner_obs(lrn, take(obs, g)), "cpu")
-            starts = th.full((len(g),), float(episode_start))
+            starts = th.full((len(g),), float(t == 0))
             a, _, _, lstm[k], p = policy_step(lrn.policy, o, lstm[k], starts)
             acts[g], probs[g] = a.numpy(), p.numpy()
-
-    opened = np.arange(worlds) % 2 == 0
-    act(episode_start=True)
-    acts[0::2] = np.where(opened, open_action, stay)
-    venv.set_action_probs(probs)
-    obs, _, _, infos = venv.step(acts)
-    moa_influence = np.array([infos[2 * w]["influence_reward"] for w in range(worlds)])
-    act(episode_start=False)
-    trapped = probs[1::2].astype(np.float64)
-    shut_mean = trapped[~opened].mean(0)
-    true_kl = np.sum(trapped[opened] * np.log(trapped[opened] / shut_mean), axis=1)
-    res = {"seed": seed,
-           "trapped_policy_after_opening": [round(float(x), 3) for x in trapped[opened].mean(0)],
-           "trapped_policy_box_shut": [round(float(x), 3) for x in shut_mean],
-           "true_influence_of_opening_nats": round(float(true_kl.mean()), 4),
-           "moa_influence_reward_opening": round(float(moa_influence[opened].mean()), 5),
-           "moa_influence_reward_staying": round(float(moa_influence[~opened].mean()), 5),
-           "influence_weight": infl.influence_weight, "actions": names}
+        if t == 1:
+            trapped = probs[1::2].astype(np.float64)
+            shut_mean = trapped[~opened].mean(0)
+            true_kl = np.sum(trapped[opened] * np.log(trapped[opened] / shut_mean), axis=1)
+            res.update(trapped_policy_after_opening=[round(float(x), 3) for x in trapped[opened].mean(0)],
+                       trapped_policy_box_shut=[round(float(x), 3) for x in shut_mean],
+                       true_influence_of_opening_nats=round(float(true_kl.mean()), 4))
+        influencer = acts[0::2]
+        if t == 0:
+            influencer[:] = np.where(opened, open_action, stay)
+        else:
+            influencer[(~opened) & (influencer == open_action)] = stay
+        acts[0::2] = influencer
+        if infl is not None:
+            venv.set_action_probs(probs)
+        obs, rewards, _, infos = venv.step(acts)
+        returns += np.array([i.get("extrinsic_reward", r) for i, r in zip(infos, rewards)]).reshape(worlds, 2)
+        if t == 0 and infl is not None:
+            moa_influence = np.array([infos[2 * w]["influence_reward"] for w in range(worlds)])
+            res.update(moa_influence_reward_opening=round(float(moa_influence[opened].mean()), 5),
+                       moa_influence_reward_staying=round(float(moa_influence[~opened].mean()), 5),
+                       influence_weight=infl.influence_weight)
+    res.update(influencer_return_opened=round(float(returns[opened, 0].mean()), 2),
+               influencer_return_shut=round(float(returns[~opened, 0].mean()), 2),
+               trapped_return_opened=round(float(returns[opened, 1].mean()), 2),
+               actions=names)
     print(json.dumps(res))
     return res
 
@@ -196,7 +213,7 @@ def _write_table(out: Path, rows: list[dict], args: argparse.Namespace) -> None:
     for r in rows:
         lines.append(f"| {r['config']} | {r['seed']} | {r['open_share_sampled']:.0%} | {r['median_open_step_sampled']:.0f} | "
                      f"{r['open_share_greedy']:.0%} | {r['median_open_step_greedy']:.0f} |")
-    for agent in CONFIGS:
+    for agent in args.configs:
         sub = [r for r in rows if r["config"] == agent]
         lines.append(f"| **{agent} mean** | {len(sub)} seeds | {np.mean([r['open_share_sampled'] for r in sub]):.0%} | | "
                      f"{np.mean([r['open_share_greedy'] for r in sub]):.0%} | |")
@@ -207,13 +224,15 @@ def _write_table(out: Path, rows: list[dict], args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--phase", choices=("all", "train", "eval", "diagnose"), default="all")
-    p.add_argument("--total-steps", type=int, default=400_000, help="agent-steps per run (default: %(default)s)")
+    p.add_argument("--total-steps", type=int, default=600_000, help="agent-steps per run (default: %(default)s)")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--episodes", type=int, default=100)
     p.add_argument("--num-worlds", type=int, default=32)
     p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     p.add_argument("--runs", default="runs/box_trapped_repro")
     p.add_argument("--out", default="benchmarks/results/box_trapped")
+    p.add_argument("--configs", nargs="+", choices=CONFIGS, default=list(CONFIGS),
+                   help="only these configs (default: both)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="config override for both configs, e.g. --set ppo.ent_coef=0.03 (repeatable)")
     args = p.parse_args(argv)
@@ -222,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.phase in ("all", "eval"):
         evaluate_all(args)
     if args.phase in ("all", "diagnose"):
-        rows = [diagnose(args, seed) for seed in range(args.seeds)]
+        rows = [diagnose(args, agent, seed) for agent in args.configs for seed in range(args.seeds)]
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         (out / "box_trapped_diagnose.json").write_text(json.dumps(rows, indent=1))

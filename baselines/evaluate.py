@@ -14,6 +14,7 @@ import argparse
 import json
 import math
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,31 +58,66 @@ def load_run(run_dir: str | Path, checkpoint: str | Path | None = None):
     return info, cfg, ckpt, load_state(ckpt)
 
 
+@dataclass
+class Players:
+    """A run's trained learners and an env to play them in (its game, reward wrappers and MOA restored)."""
+
+    venv: Any
+    infl: Any  # the InfluenceRewardVecEnv in the stack, or None
+    groups: list[np.ndarray]
+    learners: list[Any]
+
+    def initial_lstm_states(self) -> list[Any]:
+        return [learner._last_lstm_states for learner in self.learners]
+
+    def act(self, obs: Any, lstm: list[Any], starts: list[np.ndarray], actions: np.ndarray, probs: np.ndarray,
+            deterministic: bool = False) -> None:
+        """Every learner acts on its own slots of ``obs``: fills ``actions`` and ``probs`` (per slot)
+        and replaces its entry of ``lstm``; ``starts[k]``: learner k's episode-start flags."""
+        for k, (learner, group) in enumerate(zip(self.learners, self.groups)):
+            obs_t = obs_as_tensor(as_learner_obs(learner, take(obs, group)), learner.device)
+            act, _, _, lstm[k], p = policy_step(learner.policy, obs_t, lstm[k],
+                                                th.tensor(starts[k], dtype=th.float32), deterministic=deterministic)
+            actions[group] = act.cpu().numpy()
+            probs[group] = p.cpu().numpy()
+
+
+def restore_players(loaded: tuple, num_worlds: int, seed: int, learner_seed: int | None = None) -> Players:
+    """Rebuild a run's env (``num_worlds`` worlds seeded with ``seed``) and its learners from what
+    ``load_run`` returned; the learners are built with ``learner_seed`` (default ``seed``)."""
+    info, cfg, ckpt, state = loaded
+    a = info["args"]
+    venv = make_env(cfg, a["game"], num_worlds, seed, a["total_steps"], num_agents=a["num_agents"], max_cycles=a["max_cycles"])
+    infl = influence_wrapper(venv)
+    if infl is not None:
+        infl.load_moa(str(ckpt / "moa.pt"))
+        infl.global_step = int(state["influence_global_step"])
+    groups = slot_groups(num_worlds, int(venv.num_agents), cfg.sharing)
+    learners = make_learners(cfg, venv.observation_space, venv.action_space, groups,
+                             seed=seed if learner_seed is None else learner_seed)
+    restore_learners(ckpt, learners, state)
+    for learner in learners:
+        learner.policy.set_training_mode(False)
+    return Players(venv, infl, groups, learners)
+
+
 def evaluate_run(run_dir: str | Path, episodes: int = 10, seed: int = 12345, deterministic: bool = False,
                  num_worlds: int | None = None, checkpoint: str | Path | None = None,
                  video: str | Path | None = None, record_influence: bool = False) -> dict[str, Any]:
     """Play ``episodes`` episodes with a run's checkpoint; returns per-episode records and a summary."""
     if episodes < 1:
         raise ConfigError(f"episodes must be >= 1, got {episodes}")
-    info, cfg, ckpt, state = load_run(run_dir, checkpoint)
+    info, cfg, ckpt, state = loaded = load_run(run_dir, checkpoint)
     a = info["args"]
     num_worlds = int(num_worlds or min(episodes, a["num_worlds"]))
-    venv = make_env(cfg, a["game"], num_worlds, seed, a["total_steps"], num_agents=a["num_agents"], max_cycles=a["max_cycles"])
-    infl = influence_wrapper(venv)
-    if infl is not None:
-        infl.load_moa(str(ckpt / "moa.pt"))
-        infl.global_step = int(state["influence_global_step"])
+    players = restore_players(loaded, num_worlds, seed)
+    venv, infl, groups = players.venv, players.infl, players.groups
     n_agents = int(venv.num_agents)
-    groups = slot_groups(num_worlds, n_agents, cfg.sharing)
-    learners = make_learners(cfg, venv.observation_space, venv.action_space, groups, seed=seed)
-    restore_learners(ckpt, learners, state)
-    for learner in learners:
-        learner.policy.set_training_mode(False)
 
     base = base_of(venv)
     frames: list[np.ndarray] = []
     obs = venv.reset()
-    lstm = [learner._last_lstm_states for learner in learners]
+    lstm = players.initial_lstm_states()
     starts = [np.ones(len(g), dtype=bool) for g in groups]
     actions_all = np.zeros(venv.num_envs, dtype=np.int64)
     probs_all = np.zeros((venv.num_envs, venv.action_space.n), dtype=np.float32)
@@ -91,12 +127,7 @@ def evaluate_run(run_dir: str | Path, episodes: int = 10, seed: int = 12345, det
     if video:
         frames.append(_frame(base))
     while len(records) < episodes:
-        for k, (learner, group) in enumerate(zip(learners, groups)):
-            obs_t = obs_as_tensor(as_learner_obs(learner, take(obs, group)), learner.device)
-            act, _, _, lstm[k], probs = policy_step(learner.policy, obs_t, lstm[k],
-                                                    th.tensor(starts[k], dtype=th.float32), deterministic=deterministic)
-            actions_all[group] = act.cpu().numpy()
-            probs_all[group] = probs.cpu().numpy()
+        players.act(obs, lstm, starts, actions_all, probs_all, deterministic=deterministic)
         if infl is not None:
             venv.set_action_probs(probs_all)
         obs, _, dones, infos = venv.step(actions_all)

@@ -135,39 +135,26 @@ def diagnose(args: argparse.Namespace, agent: str = "influence_moa", seed: int =
     in both halves: what opening at once costs a selfish influencer.
     """
     import torch as th
-    from stable_baselines3.common.utils import obs_as_tensor
 
-    from baselines.checkpoint import restore_learners
-    from baselines.envs import base_of, influence_wrapper, make_env
-    from baselines.evaluate import load_run
-    from baselines.lockstep import as_learner_obs, make_learners, policy_step, slot_groups, take
+    from baselines.envs import base_of
+    from baselines.evaluate import load_run, restore_players
 
     th.set_num_threads(1)
-    info, cfg, ckpt, state = load_run(Path(args.runs) / agent / f"seed{seed}")
-    venv = make_env(cfg, "box_trapped", worlds, 777, info["args"]["total_steps"])
-    infl = influence_wrapper(venv)
-    if infl is not None:
-        infl.load_moa(str(ckpt / "moa.pt"))
-        infl.global_step = int(state["influence_global_step"])
-    groups = slot_groups(worlds, 2, cfg.sharing)
-    learners = make_learners(cfg, venv.observation_space, venv.action_space, groups, seed=0)
-    restore_learners(ckpt, learners, state)
-    names = list(base_of(venv).game.action_names)
+    loaded = load_run(Path(args.runs) / agent / f"seed{seed}")
+    players = restore_players(loaded, worlds, 777, learner_seed=0)
+    venv, infl = players.venv, players.infl
+    game = base_of(venv).game
+    names = list(game.action_names)
     open_action, stay = names.index("OPEN_BOX"), names.index("STAY")
-    horizon = base_of(venv).game.max_cycles
     obs = venv.reset()
-    lstm = [lrn._last_lstm_states for lrn in learners]
+    lstm = players.initial_lstm_states()
     acts = np.zeros(venv.num_envs, dtype=np.int64)
     probs = np.zeros((venv.num_envs, venv.action_space.n), dtype=np.float32)
     opened = np.arange(worlds) % 2 == 0
     returns = np.zeros((worlds, 2))
     res = {"config": agent, "seed": seed}
-    for t in range(horizon):
-        for k, (lrn, g) in enumerate(zip(learners, groups)):
-            o = obs_as_tensor(as_learner_obs(lrn, take(obs, g)), "cpu")
-            starts = th.full((len(g),), float(t == 0))
-            a, _, _, lstm[k], p = policy_step(lrn.policy, o, lstm[k], starts)
-            acts[g], probs[g] = a.numpy(), p.numpy()
+    for t in range(game.max_cycles):
+        players.act(obs, lstm, [np.full(len(g), t == 0) for g in players.groups], acts, probs)
         if t == 1:
             trapped = probs[1::2].astype(np.float64)
             shut_mean = trapped[~opened].mean(0)
@@ -175,12 +162,11 @@ def diagnose(args: argparse.Namespace, agent: str = "influence_moa", seed: int =
             res.update(trapped_policy_after_opening=[round(float(x), 3) for x in trapped[opened].mean(0)],
                        trapped_policy_box_shut=[round(float(x), 3) for x in shut_mean],
                        true_influence_of_opening_nats=round(float(true_kl.mean()), 4))
-        influencer = acts[0::2]
+        influencer = acts[0::2]  # a view: edits go into acts
         if t == 0:
             influencer[:] = np.where(opened, open_action, stay)
         else:
             influencer[(~opened) & (influencer == open_action)] = stay
-        acts[0::2] = influencer
         if infl is not None:
             venv.set_action_probs(probs)
         obs, rewards, _, infos = venv.step(acts)

@@ -35,6 +35,7 @@ REWARDS = ("none", "prosocial", "inequity_aversion", "influence_moa")
 POLICY_INPUTS = ("rgb", "rgb+actions")
 SHARING = ("independent", "shared")
 DIVERGENCES = ("kl", "jsd", "pmi")
+CRITICS = ("shared", "separate", "detached")  # value functions: baselines.network.SSDLstmPolicy
 
 
 class ConfigError(ValueError):
@@ -65,10 +66,10 @@ class NetworkConfig:
     conv_channels: int = 6
     fc_sizes: list[int] = field(default_factory=lambda: [32, 32])
     lstm_hidden_size: int = 128
-    # The paper's single LSTM under both heads. sb3-contrib then trains the LSTM with the policy loss
-    # only (the value head reads detached LSTM features); it halves the CPU cost of an update.
-    # false: sb3-contrib's separate critic LSTM on the shared conv/FC trunk.
-    shared_lstm: bool = True
+    # "shared": the paper's one trunk under both heads, trained by both losses; "separate": a critic
+    # LSTM of its own; "detached": sb3-contrib's shared_lstm (the value head is a linear probe on
+    # LSTM features only the policy loss trains). See baselines.network.SSDLstmPolicy.
+    critic: str = "shared"
 
 
 @dataclass
@@ -246,6 +247,7 @@ def validate(cfg: AgentConfig, source: str = "config") -> None:
         ("reward", cfg.reward, REWARDS),
         ("sharing", cfg.sharing, SHARING),
         ("influence.divergence", cfg.influence.divergence, DIVERGENCES),
+        ("network.critic", cfg.network.critic, CRITICS),
     ):
         if value not in choices:
             raise bad(key, f"{value!r} is not one of {', '.join(choices)}")

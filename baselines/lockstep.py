@@ -31,7 +31,7 @@ from stable_baselines3.common.utils import obs_as_tensor
 from stable_baselines3.common.vec_env import VecEnv, VecTransposeImage
 
 from baselines.config import AgentConfig
-from baselines.network import policy_kwargs, policy_name
+from baselines.network import SSDLstmPolicy, policy_kwargs
 
 
 class SpacesOnlyVecEnv(VecEnv):
@@ -100,7 +100,7 @@ def make_learners(
     for i, group in enumerate(groups):
         n_envs = len(group)
         learner = RecurrentPPO(
-            policy_name(observation_space),
+            SSDLstmPolicy,
             SpacesOnlyVecEnv(n_envs, observation_space, action_space),
             learning_rate=LinearSchedule(p.lr_init, p.lr_end),
             n_steps=p.n_steps,
@@ -118,7 +118,7 @@ def make_learners(
                 fc_sizes=cfg.network.fc_sizes,
                 lstm_hidden_size=cfg.network.lstm_hidden_size,
                 use_actions=cfg.policy_inputs == "rgb+actions",
-                shared_lstm=cfg.network.shared_lstm,
+                critic=cfg.network.critic,
             ),
             seed=seed * 1000 + i,
             device=device,
@@ -134,27 +134,21 @@ def make_learners(
 def policy_step(policy: Any, obs: Any, lstm_states: RNNStates, episode_starts: th.Tensor, deterministic: bool = False):
     """``RecurrentActorCriticPolicy.forward`` plus the action probabilities (for the influence wrapper).
 
-    Same operations in the same order as sb3-contrib's ``forward``; returning the distribution saves a
-    second LSTM pass per step for influence agents.
+    The same computation as sb3-contrib's ``forward`` (and the same random draw: ``multinomial`` on the
+    softmax, as ``Categorical.sample``), with the categorical distribution written out: building a
+    ``torch.distributions.Categorical`` per step cost more than the policy's linear layers.
     """
     features = policy.extract_features(obs)
-    pi_features, vf_features = (features, features) if policy.share_features_extractor else features
-    latent_pi, states_pi = policy._process_sequence(pi_features, lstm_states.pi, episode_starts, policy.lstm_actor)
+    latent_pi, states_pi = policy._process_sequence(features, lstm_states.pi, episode_starts, policy.lstm_actor)
     if policy.lstm_critic is not None:
-        latent_vf, states_vf = policy._process_sequence(vf_features, lstm_states.vf, episode_starts, policy.lstm_critic)
-    elif policy.shared_lstm:
-        latent_vf = latent_pi.detach()
-        states_vf = (states_pi[0].detach(), states_pi[1].detach())
-    else:
-        latent_vf = policy.critic(vf_features)
-        states_vf = states_pi
-    latent_pi = policy.mlp_extractor.forward_actor(latent_pi)
-    latent_vf = policy.mlp_extractor.forward_critic(latent_vf)
-    values = policy.value_net(latent_vf)
-    distribution = policy._get_action_dist_from_latent(latent_pi)
-    actions = distribution.get_actions(deterministic=deterministic)
-    log_prob = distribution.log_prob(actions)
-    probs = distribution.distribution.probs
+        latent_vf, states_vf = policy._process_sequence(features, lstm_states.vf, episode_starts, policy.lstm_critic)
+    else:  # one LSTM under both heads
+        latent_vf, states_vf = latent_pi, states_pi
+    values = policy.value_net(policy.mlp_extractor.forward_critic(latent_vf))
+    logits = policy.action_net(policy.mlp_extractor.forward_actor(latent_pi))
+    probs = th.softmax(logits, dim=1)
+    actions = th.argmax(probs, dim=1) if deterministic else th.multinomial(probs, 1, True).flatten()
+    log_prob = th.log_softmax(logits, dim=1).gather(1, actions.view(-1, 1)).flatten()
     return actions, values, log_prob, RNNStates(states_pi, states_vf), probs
 
 

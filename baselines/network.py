@@ -5,7 +5,8 @@ connected layers of 32, an LSTM of 128 cells, then policy and value heads.
 
 In sb3-contrib terms that is a *features extractor* (conv + FC 32 + FC 32) followed by the policy's own
 LSTM (``lstm_hidden_size=128``) and linear heads (``net_arch=[]``). ``policy_kwargs(...)`` builds the
-keyword arguments; ``SSDFeaturesExtractor`` is the extractor.
+keyword arguments; ``SSDFeaturesExtractor`` is the extractor and ``SSDLstmPolicy`` the policy
+(sb3-contrib's ``RecurrentActorCriticPolicy`` with a whole-sequence LSTM pass and a choice of critic).
 
 The visible-action channel (own previous action, others' previous actions and their visibility) is
 one-hot encoded and concatenated to the flattened conv output, i.e. it enters *after* the conv and
@@ -20,9 +21,12 @@ import gymnasium as gym
 import numpy as np
 import torch as th
 from gymnasium import spaces
+from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
 from stable_baselines3.common.preprocessing import is_image_space_channels_first
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
+
+from baselines.config import CRITICS
 
 #: Dict observation keys that carry the visible-action channel, in the order they are concatenated.
 ACTION_KEYS = ("prev_action", "others_prev_actions", "others_visible")
@@ -99,13 +103,81 @@ class SSDFeaturesExtractor(BaseFeaturesExtractor):
 
     def forward(self, observations: Any) -> th.Tensor:
         image = observations["rgb"] if self.is_dict else observations
-        x = image.permute(0, 3, 1, 2) if self.channels_last else image
-        # NHWC memory layout: torch's CPU conv with 3 input channels runs ~2x faster on it
-        x = self.conv(x.contiguous(memory_format=th.channels_last))
+        x = self.conv(image.permute(0, 3, 1, 2) if self.channels_last else image)
         if self.vector_keys:
             vec = [observations[k].reshape(x.shape[0], -1).float() for k in self.vector_keys]
             x = th.cat([x, *vec], dim=1)
         return self.fc(x)
+
+
+class SSDLstmPolicy(RecurrentActorCriticPolicy):
+    """sb3-contrib's recurrent actor-critic policy with a faster LSTM pass and a choice of critic.
+
+    Works for image ``Box`` and ``Dict`` observations alike (the features extractor is always given).
+
+    ``critic``:
+
+    * ``"shared"`` (default): the paper's A3C, one conv/FC/LSTM trunk under both heads, trained by
+      the policy *and* the value loss. (sb3-contrib's ``shared_lstm=True`` detaches the value head
+      from the LSTM, which leaves a linear probe on features only the policy loss trains.)
+    * ``"separate"``: sb3-contrib's own critic LSTM on the shared conv/FC trunk (about 1.5x the
+      update cost).
+    * ``"detached"``: sb3-contrib's ``shared_lstm=True`` as it is.
+
+    ``_process_sequence`` runs the LSTM over whole stretches of time in one ``nn.LSTM`` call and
+    resets the state only at the steps where some sequence starts an episode. sb3-contrib falls back
+    to a Python loop over every time step as soon as one episode start lies anywhere in the batch,
+    which is almost every PPO minibatch (its buffer begins a sequence at each episode start). The
+    results are the same (tested against sb3-contrib's loop).
+    """
+
+    def __init__(self, *args: Any, critic: str = "shared", **kwargs: Any) -> None:
+        if critic not in CRITICS:
+            raise ValueError(f"critic must be one of {', '.join(CRITICS)}, got {critic!r}")
+        self.critic_kind = critic
+        kwargs["shared_lstm"] = critic != "separate"
+        kwargs["enable_critic_lstm"] = critic == "separate"
+        super().__init__(*args, **kwargs)
+
+    @staticmethod
+    def _process_sequence(
+        features: th.Tensor,
+        lstm_states: tuple[th.Tensor, th.Tensor],
+        episode_starts: th.Tensor,
+        lstm: nn.LSTM,
+    ) -> tuple[th.Tensor, tuple[th.Tensor, th.Tensor]]:
+        n_seq = lstm_states[0].shape[1]
+        if features.shape[0] == n_seq and lstm.num_layers == 1 and lstm.proj_size == 0 and not lstm.bidirectional:
+            # one time step (acting): the LSTM cell alone costs half of nn.LSTM's call
+            keep = (1.0 - episode_starts).view(n_seq, 1)
+            h, c = th.lstm_cell(features, (keep * lstm_states[0][0], keep * lstm_states[1][0]),
+                                lstm.weight_ih_l0, lstm.weight_hh_l0, lstm.bias_ih_l0, lstm.bias_hh_l0)
+            return h, (h.unsqueeze(0), c.unsqueeze(0))
+        sequence = features.reshape((n_seq, -1, lstm.input_size)).swapaxes(0, 1)  # [T, n_seq, F]
+        starts = episode_starts.reshape((n_seq, -1)).swapaxes(0, 1)  # [T, n_seq]
+        # segment boundaries: t = 0 and every step at which any sequence starts an episode
+        cuts = [0, *(th.nonzero(starts[1:].any(dim=1)).flatten() + 1).tolist(), sequence.shape[0]]
+        h, c = lstm_states
+        outputs = []
+        for t0, t1 in zip(cuts[:-1], cuts[1:]):
+            keep = (1.0 - starts[t0]).view(1, n_seq, 1)
+            out, (h, c) = lstm(sequence[t0:t1], (keep * h, keep * c))
+            outputs.append(out)
+        output = outputs[0] if len(outputs) == 1 else th.cat(outputs)
+        return th.flatten(output.transpose(0, 1), start_dim=0, end_dim=1), (h, c)
+
+    def evaluate_actions(
+        self, obs: th.Tensor, actions: th.Tensor, lstm_states: Any, episode_starts: th.Tensor
+    ) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
+        if self.critic_kind != "shared":
+            return super().evaluate_actions(obs, actions, lstm_states, episode_starts)
+        # sb3-contrib's evaluate_actions for shared_lstm, without detaching the value head's input
+        features = self.extract_features(obs)
+        latent, _ = self._process_sequence(features, lstm_states.pi, episode_starts, self.lstm_actor)
+        latent_pi = self.mlp_extractor.forward_actor(latent)
+        latent_vf = self.mlp_extractor.forward_critic(latent)
+        distribution = self._get_action_dist_from_latent(latent_pi)
+        return self.value_net(latent_vf), distribution.log_prob(actions), distribution.entropy()
 
 
 def policy_kwargs(
@@ -113,15 +185,11 @@ def policy_kwargs(
     fc_sizes: tuple[int, ...] | list[int] = (32, 32),
     lstm_hidden_size: int = 128,
     use_actions: bool = True,
-    shared_lstm: bool = True,
+    critic: str = "shared",
     extra_keys: tuple[str, ...] | list[str] = (),
 ) -> dict[str, Any]:
-    """Keyword arguments for ``RecurrentPPO("MultiInputLstmPolicy" | "CnnLstmPolicy", ..., policy_kwargs=...)``.
-
-    ``shared_lstm=True`` is the paper's single LSTM under both heads; sb3-contrib then detaches the
-    value head from the LSTM (only the policy gradient trains it), so the default is sb3-contrib's
-    separate critic LSTM on top of the shared conv/FC trunk.
-    """
+    """Keyword arguments for ``RecurrentPPO(SSDLstmPolicy, ..., policy_kwargs=...)`` (``critic``: see
+    :class:`SSDLstmPolicy`)."""
     return dict(
         features_extractor_class=SSDFeaturesExtractor,
         features_extractor_kwargs=dict(
@@ -134,12 +202,6 @@ def policy_kwargs(
         net_arch=[],  # heads sit directly on the LSTM output
         lstm_hidden_size=lstm_hidden_size,
         n_lstm_layers=1,
-        shared_lstm=shared_lstm,
-        enable_critic_lstm=not shared_lstm,
+        critic=critic,
         normalize_images=True,
     )
-
-
-def policy_name(observation_space: gym.Space) -> str:
-    """The sb3-contrib policy alias that fits an observation space."""
-    return "MultiInputLstmPolicy" if isinstance(observation_space, spaces.Dict) else "CnnLstmPolicy"

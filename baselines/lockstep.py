@@ -70,13 +70,15 @@ class SpacesOnlyVecEnv(VecEnv):
 
 
 class LinearSchedule:
-    """lr(progress_remaining) = end + (init - end) * progress_remaining  (SB3 calls it with 1 -> 0)."""
+    """lr(progress_remaining) = end + (init - end) * progress_remaining  (SB3 calls it with 1 -> 0).
+
+    Progress is clipped to [0, 1], so the rate never leaves [end, init]."""
 
     def __init__(self, init: float, end: float) -> None:
         self.init, self.end = float(init), float(end)
 
     def __call__(self, progress_remaining: float) -> float:
-        return self.end + (self.init - self.end) * float(progress_remaining)
+        return self.end + (self.init - self.end) * min(max(float(progress_remaining), 0.0), 1.0)
 
 
 def slot_groups(num_worlds: int, num_agents: int, sharing: str) -> list[np.ndarray]:
@@ -210,6 +212,11 @@ class LockstepTrainer:
         self._obs: Any = None
 
     # ------------------------------------------------------------------------------------------
+    def rollouts_in_budget(self) -> int:
+        """Rollouts the run makes: the budget rounded up to whole rollouts of every slot. Schedules
+        (lr) are laid over exactly these, so the last update runs at ``lr_end``."""
+        return -(-self.total_timesteps // (self.n_steps * self.venv.num_envs))
+
     @property
     def num_timesteps(self) -> int:
         """Agent-steps done, summed over learners."""
@@ -226,7 +233,7 @@ class LockstepTrainer:
                 tuple(th.zeros_like(s) for s in learner._last_lstm_states.pi),
                 tuple(th.zeros_like(s) for s in learner._last_lstm_states.vf),
             )
-            learner._total_timesteps = int(round(self.total_timesteps * len(group) / self.venv.num_envs))
+            learner._total_timesteps = self.rollouts_in_budget() * self.n_steps * len(group)
             if learner.ep_info_buffer is None:
                 from collections import deque
 

@@ -40,7 +40,11 @@ from baselines.checkpoint import (
 from baselines.config import AgentConfig, ConfigError, check_game, dump_yaml, load_agent_config
 
 CURVE_FIELDS = ("agent_steps", "wall_s", "world", "collective_return", "equality", "equality_weighted_return",
-                "sustainability", "peace", "box_opened", "box_open_step", "episode_length")
+                "sustainability", "peace", "box_opened", "box_open_step", "episode_length",
+                # influence agents: mean raw influence reward per agent-step of the episode, MOA accuracy
+                "influence_reward", "moa_accuracy",
+                # the PPO update that ended the rollout the episode finished in (mean over learners)
+                "explained_variance", "value_loss", "entropy")
 
 
 @dataclass
@@ -102,9 +106,13 @@ class EpisodeLog:
         self.agent_steps = 0
         self.t0 = time.time()
         self.wall_offset = 0.0
+        self._influence: np.ndarray | None = None  # per slot, summed since its episode began
 
     def on_step(self, infos: list[dict], dones: np.ndarray) -> None:
         N = self.num_agents
+        if "influence_reward" in infos[0]:
+            step = np.fromiter((i["influence_reward"] for i in infos), dtype=np.float64, count=len(infos))
+            self._influence = step if self._influence is None else self._influence + step
         for slot in np.flatnonzero(np.asarray(dones).reshape(-1)[::N]) * N:
             ep = infos[slot].get("episode")
             if ep is None:
@@ -112,8 +120,20 @@ class EpisodeLog:
             rec = episode_record(ep, [infos[slot + i].get("episode", {}).get("r", math.nan) for i in range(N)])
             rec.update(agent_steps=self.agent_steps, world=int(slot // N),
                        wall_s=round(self.wall_offset + time.time() - self.t0, 2))
+            if self._influence is not None:
+                rec["influence_reward"] = float(self._influence[slot:slot + N].mean() / max(rec["episode_length"], 1))
+                rec["moa_accuracy"] = float(np.nanmean([infos[slot + i].get("moa_accuracy", math.nan) for i in range(N)]))
+                self._influence[slot:slot + N] = 0.0
             self.pending.append(rec)
             self.recent.append(rec)
+
+    def stamp(self, agent_steps: int, losses: dict[str, float]) -> None:
+        """Mark the pending episodes with the step count and the stats of the update that followed."""
+        for rec in self.pending:
+            rec["agent_steps"] = agent_steps
+            for key in ("explained_variance", "value_loss", "entropy"):
+                value = losses.get(f"train/{key}" if key != "entropy" else "train/entropy_loss", math.nan)
+                rec[key] = -value if key == "entropy" else value
 
     def mean(self, key: str) -> float:
         vals = [r[key] for r in self.recent if r.get(key) is not None and not _isnan(r[key])]
@@ -261,8 +281,7 @@ def run_training(args: TrainArgs) -> dict[str, Any]:
         losses = trainer.train()
         steps = trainer.num_timesteps
         # 3. logging: learning curve, TensorBoard, progress bar
-        for rec in episodes.pending:
-            rec["agent_steps"] = steps
+        episodes.stamp(steps, losses)
         curve.write(episodes.pending)
         _log_tensorboard(writer, steps, episodes, losses, trainer, infl)
         episodes.pending.clear()

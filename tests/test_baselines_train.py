@@ -92,3 +92,19 @@ def test_learning_on_the_fake_task():
     chance = 8 / trainer.venv.action_space.n
     assert np.mean(returns[:16]) < chance + 1.5
     assert np.mean(returns[-16:]) > chance + 2.5
+
+
+def test_last_update_runs_at_lr_end_when_the_budget_is_not_whole_rollouts():
+    """A budget of 2.3 rollouts takes 3; the schedule is laid over those 3, so it never extrapolates
+    below lr_end and the last update runs exactly at lr_end."""
+    rollout = 32 * 8  # fake config: n_steps 32, 4 worlds x 2 agents
+    trainer = _trainer("independent", total=int(2.3 * rollout), agents=2, worlds=4)
+    cfg = load_agent_config("a3c", "fake")
+    lrs = []
+    while trainer.num_timesteps < trainer.total_timesteps:
+        trainer.collect_rollouts()
+        trainer.train()
+        lrs.append(trainer.learners[0].policy.optimizer.param_groups[0]["lr"])
+    assert len(lrs) == trainer.rollouts_in_budget() == 3
+    assert lrs[-1] == pytest.approx(cfg.ppo.lr_end, rel=1e-9)
+    assert lrs[0] < cfg.ppo.lr_init and all(a > b for a, b in zip(lrs, lrs[1:]))

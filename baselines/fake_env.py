@@ -19,6 +19,8 @@ import numpy as np
 from gymnasium import spaces
 from stable_baselines3.common.vec_env import VecEnv
 
+from ssd_gym.metrics import equality, equality_weighted_return
+
 VIEW = 15
 
 
@@ -87,8 +89,6 @@ class FakeSSDVecEnv(VecEnv):
         for b in np.nonzero(self._t >= self.max_cycles)[0]:
             sl = slice(b * N, (b + 1) * N)
             rets = self._returns[sl].copy()
-            total = rets.sum()
-            gini = np.abs(rets[:, None] - rets[None, :]).sum() / (2 * N * total) if total > 0 else 0.0
             for i in range(b * N, (b + 1) * N):
                 dones[i] = True
                 infos[i]["terminal_observation"] = _index(obs, i)
@@ -96,8 +96,9 @@ class FakeSSDVecEnv(VecEnv):
                 infos[i]["episode"] = {
                     "r": float(self._returns[i]),
                     "l": int(self._t[b]),
-                    "collective_return": float(total),
-                    "equality": float(1 - gini),
+                    "collective_return": float(rets.sum()),
+                    "equality": equality(rets),
+                    "equality_weighted_return": equality_weighted_return(rets),
                     "sustainability": float(self.max_cycles / 2),
                     "peace": float(N),
                 }

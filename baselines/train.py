@@ -38,6 +38,7 @@ from baselines.checkpoint import (
     save_checkpoint,
 )
 from baselines.config import AgentConfig, ConfigError, check_game, dump_yaml, load_agent_config
+from ssd_gym.metrics import equality, equality_weighted_return
 
 CURVE_FIELDS = ("agent_steps", "wall_s", "world", "collective_return", "equality", "equality_weighted_return",
                 "sustainability", "peace", "box_opened", "box_open_step", "episode_length",
@@ -147,15 +148,10 @@ def _isnan(x: Any) -> bool:
 def episode_record(ep: dict[str, Any], returns: list[float]) -> dict[str, Any]:
     """The zoo's metrics of one episode from the env's ``info["episode"]`` (computed if missing)."""
     rets = np.asarray(ep.get("returns", returns), dtype=np.float64)
-    total = float(ep.get("collective_return", rets.sum()))
-    if "equality" in ep:
-        eq = float(ep["equality"])
-    else:
-        eq = 1.0 - (np.abs(rets[:, None] - rets[None, :]).sum() / (2 * len(rets) * total) if total > 0 else 0.0)
     rec = {
-        "collective_return": total,
-        "equality": eq,
-        "equality_weighted_return": float(ep.get("equality_weighted_return", total * eq)),
+        "collective_return": float(ep.get("collective_return", rets.sum())),
+        "equality": float(ep.get("equality", equality(rets))),
+        "equality_weighted_return": float(ep.get("equality_weighted_return", equality_weighted_return(rets))),
         "sustainability": float(ep.get("sustainability", math.nan)),
         "peace": float(ep.get("peace", math.nan)),
         "episode_length": int(ep.get("episode_length", ep.get("l", 0))),

@@ -2,11 +2,20 @@
 
 Definitions used throughout ssd-gym, for per-agent episode returns R_1..R_N over T steps:
 
-* collective return: sum_i R_i.
-* Gini: G = sum_i sum_j |R_i - R_j| / (2 N sum_i |R_i|). With non-negative returns this is the
-  paper's Eq. 6; using |R_i| in the denominator keeps G in [0, 1] when fines make returns
-  negative. G = 0 when all returns are equal (including all zero).
-* equality: 1 - G.  equality-weighted return: R * (1 - G) with R the collective return.
+* collective return: R = sum_i R_i.
+* Gini: G = min(1, sum_i sum_j |R_i - R_j| / (2 N |R|)), and G = 0 when all returns are equal
+  (all zero included). For non-negative returns this is exactly the paper's Eq. 6,
+  sum_ij |R_i - R_j| / (2 N sum_i R_i), which never exceeds (N - 1) / N, so the clip never acts.
+  Eq. 6 assumes R_i >= 0; fines make returns negative. Dividing by |R|, a function of the total
+  alone, keeps G sound for any sign: for a fixed total, moving return from a poorer agent to a
+  richer one never lowers G (the numerator grows, the denominator stays). (Dividing by
+  sum_i |R_i| instead, as ssd-gym did before, breaks this: [20, -5, -5] scored as more equal than
+  [10, 0, 0].) The clip keeps G in [0, 1] when mixed signs give a total near zero.
+* equality: 1 - G, in [0, 1].
+* equality-weighted return: R - |R| G, i.e. R * (1 - G) (the paper's) when R >= 0 and R * (1 + G)
+  when R < 0. Inequality always costs: for a fixed total the score never rises as the split
+  grows more unequal. (R * (1 - G) with R < 0 would reward inequality: [-30, -30, -30] would
+  score -90 and [-90, 0, 0] -30.)
 * sustainability: mean over agents of the average time step at which the agent received a
   positive reward; an agent that never did counts as T (Perolat's S, never-rewarded agents at
   the episode's end rather than dropped, so that S is always defined).
@@ -20,14 +29,16 @@ import numpy as np
 
 
 def gini(returns) -> float:
-    """Gini coefficient of per-agent returns (0 = perfect equality), see module docstring."""
+    """Gini coefficient of per-agent returns, in [0, 1] (0 = perfect equality); sound for returns of
+    any sign (module docstring)."""
     r = np.asarray(returns, dtype=np.float64).ravel()
     if r.size == 0:
         raise ValueError("gini needs at least one return")
-    denom = 2.0 * r.size * np.abs(r).sum()
-    if denom == 0.0:
+    spread = np.abs(r[:, None] - r[None, :]).sum()
+    if spread == 0.0:
         return 0.0
-    return float(np.abs(r[:, None] - r[None, :]).sum() / denom)
+    total = abs(r.sum())
+    return 1.0 if total == 0.0 else float(min(1.0, spread / (2.0 * r.size * total)))
 
 
 def equality(returns) -> float:
@@ -36,9 +47,10 @@ def equality(returns) -> float:
 
 
 def equality_weighted_return(returns) -> float:
-    """Collective return times (1 - Gini): the paper's R*(1-G)."""
+    """R - |R| * Gini: the paper's R*(1-G) for R >= 0, R*(1+G) for R < 0 (module docstring)."""
     r = np.asarray(returns, dtype=np.float64)
-    return float(r.sum() * (1.0 - gini(r)))
+    total = float(r.sum())
+    return total - abs(total) * gini(r)
 
 
 def sustainability(reward_time_sum, reward_count, episode_length: int) -> float:
@@ -68,7 +80,7 @@ def social_metrics(returns, episode_length: int, reward_time_sum, reward_count,
         "collective_return": float(r.sum()),
         "gini": g,
         "equality": 1.0 - g,
-        "equality_weighted_return": float(r.sum() * (1.0 - g)),
+        "equality_weighted_return": equality_weighted_return(r),
         "sustainability": sustainability(reward_time_sum, reward_count, episode_length),
         "peace": peace(tagged_steps, episode_length),
     }

@@ -16,7 +16,7 @@ from ssd_gym.core import constants as C
 
 # ---- the formulas, by hand --------------------------------------------------------------------
 @pytest.mark.parametrize("returns,expected", [
-    ([1, 0], 0.5),                     # sum|ri-rj| = 2, 2*N*sum|r| = 4
+    ([1, 0], 0.5),                     # sum|ri-rj| = 2, 2*N*|R| = 4
     ([1, 1, 1], 0.0),
     ([0, 0, 0], 0.0),                  # all zeros: perfectly equal, no 0/0
     ([0.0], 0.0),
@@ -25,16 +25,60 @@ from ssd_gym.core import constants as C
     ([1, 0, 0, 0], 0.75),              # one agent gets all: (N-1)/N
     ([10, 0, 0, 0, 0], 0.8),
     ([1, 2, 3], 8 / 36),               # pairs 1,2,1 -> 2*(1+2+1) = 8; 2*3*6 = 36
-    ([2, -2], 0.5),                    # |r| in the denominator: 8 / (2*2*4)
-    ([5, -5, 0], 40 / 60),             # 2*(10+5+5) / (2*3*10)
+    # negative returns: |R| in the denominator
     ([-1, -1], 0.0),
-    ([-3, 1], 0.5),                    # 8 / (2*2*4)
+    ([-30, -30, -30], 0.0),
     ([-50, 0, 0], 2 / 3),              # 2*(50+50) / (2*3*50)
+    ([-90, 0, 0], 2 / 3),
+    ([-10, -20, -30], 8 * 10 / (2 * 3 * 60)),  # pairs 10,20,10 -> 80 / 360
+    # mixed signs
+    ([20, -5, -5], 1.0),               # 2*(25+25+0) / (2*3*10) = 1.67 -> clipped to 1
+    ([12, -1, -1], 2 * (13 + 13) / (2 * 3 * 10)),  # 52 / 60
+    ([2, -2], 1.0),                    # total 0, unequal: the most unequal there is
+    ([-3, 1], 8 / (2 * 2 * 2)),        # 8 / 8 = 1
+    ([-3, 5], 1.0),                    # 16 / (2*2*2) = 2 -> clipped to 1
 ])
 def test_gini_hand_computed(returns, expected):
     assert M.gini(returns) == pytest.approx(expected, abs=1e-12)
     assert M.equality(returns) == pytest.approx(1 - expected, abs=1e-12)
-    assert M.equality_weighted_return(returns) == pytest.approx(sum(returns) * (1 - expected), abs=1e-12)
+    total = sum(returns)
+    weighted = total * (1 - expected) if total >= 0 else total * (1 + expected)
+    assert M.equality_weighted_return(returns) == pytest.approx(weighted, abs=1e-12)
+
+
+@pytest.mark.parametrize("equal,unequal", [
+    ([10, 10, 10], [30, 0, 0]),         # positive total
+    ([-30, -30, -30], [-90, 0, 0]),     # negative total (the case R*(1-G) got backwards)
+    ([-30, -30, -30], [-60, -30, 0]),
+    ([10, 0, 0], [20, -5, -5]),         # mixed signs, same total 10: the second is a spread of the first
+    ([0, 0, 0], [5, -5, 0]),            # total zero
+    ([-1, -1, -1, -1], [-10, 2, 2, 2]),
+])
+def test_a_more_unequal_split_of_the_same_total_never_scores_higher(equal, unequal):
+    total = sum(equal)
+    assert sum(unequal) == total
+    assert M.equality(unequal) < M.equality(equal)
+    if total == 0:  # R - |R| G: a zero total scores zero whatever the split
+        assert M.equality_weighted_return(unequal) == M.equality_weighted_return(equal) == 0.0
+    else:
+        assert M.equality_weighted_return(unequal) < M.equality_weighted_return(equal)
+    assert M.equality_weighted_return(equal) <= total  # inequality only ever costs
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(-200, 200), min_size=2, max_size=8), st.data())
+def test_transfers_from_poorer_to_richer_never_raise_equality(returns, data):
+    """A Robin-Hood reversal (a transfer from a poorer agent to a richer one, total unchanged) never
+    raises equality or the equality-weighted return, whatever the signs."""
+    r = sorted(returns)
+    i = data.draw(st.integers(0, len(r) - 2))
+    j = data.draw(st.integers(i + 1, len(r) - 1))  # r[i] <= r[j]
+    amount = data.draw(st.integers(1, 100))
+    spread = list(r)
+    spread[i] -= amount
+    spread[j] += amount
+    assert M.equality(spread) <= M.equality(r) + 1e-12
+    assert M.equality_weighted_return(spread) <= M.equality_weighted_return(r) + 1e-9
 
 
 def test_gini_accepts_arrays_and_rejects_empty():
@@ -49,6 +93,9 @@ def test_equality_weighted_return_examples():
     assert M.equality_weighted_return([3, 1]) == pytest.approx(3.0)   # 4 * (1 - 0.25)
     assert M.equality_weighted_return([2, 2, 2]) == pytest.approx(6.0)
     assert M.equality_weighted_return([0, 0]) == 0.0
+    assert M.equality_weighted_return([-30, -30, -30]) == pytest.approx(-90.0)
+    assert M.equality_weighted_return([-90, 0, 0]) == pytest.approx(-150.0)  # -90 * (1 + 2/3)
+    assert M.equality_weighted_return([5, -5, 0]) == 0.0  # total 0 scores 0 whatever the split
 
 
 finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
@@ -162,7 +209,8 @@ def check_common(env, acc, infos):
     assert ep["collective_return"] == pytest.approx(acc["returns"].sum())
     assert ep["gini"] == pytest.approx(M.gini(acc["returns"]))
     assert ep["equality"] == pytest.approx(1 - ep["gini"])
-    assert ep["equality_weighted_return"] == pytest.approx(acc["returns"].sum() * (1 - ep["gini"]))
+    total = acc["returns"].sum()
+    assert ep["equality_weighted_return"] == pytest.approx(total - abs(total) * ep["gini"])
     assert 0 <= ep["gini"] <= 1
     assert ep["apples_eaten"] == acc["apples"].astype(int).tolist()
     assert ep["beams_fired"] == acc["fires"].astype(int).tolist()

@@ -57,6 +57,9 @@ class PPOConfig:
     ent_coef: float = 0.00176  # paper, Cleanup A3C baseline
     lr_init: float = 0.00126  # paper, Cleanup A3C baseline
     lr_end: float = 0.000012
+    # divide each learner's rewards by the running std of its discounted return (SB3 VecNormalize's
+    # rule): without it the fines' value loss saturates the shared trunk (baselines.lockstep.ReturnScaler)
+    normalize_reward: bool = True
 
 
 @dataclass

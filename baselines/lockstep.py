@@ -27,6 +27,7 @@ from gymnasium import spaces
 from sb3_contrib import RecurrentPPO
 from sb3_contrib.common.recurrent.type_aliases import RNNStates
 from stable_baselines3.common.logger import Logger
+from stable_baselines3.common.running_mean_std import RunningMeanStd
 from stable_baselines3.common.utils import obs_as_tensor
 from stable_baselines3.common.vec_env import VecEnv, VecTransposeImage
 
@@ -79,6 +80,36 @@ class LinearSchedule:
 
     def __call__(self, progress_remaining: float) -> float:
         return self.end + (self.init - self.end) * min(max(float(progress_remaining), 0.0), 1.0)
+
+
+class ReturnScaler:
+    """Divides a learner's rewards by the running standard deviation of its discounted return.
+
+    SB3's ``VecNormalize(norm_reward=True)`` rule (without its clipping), applied on the learner's side
+    of the shared env: the game's fines (-50 a hit) make returns of hundreds early on, and a value
+    loss of that size, flowing into the trunk it shares with the policy, saturates the tanh layers
+    (the policy then no longer depends on the observation). The env, the metrics and ``info`` keep
+    the raw rewards; only what the learner trains on is scaled.
+    """
+
+    def __init__(self, num_slots: int, gamma: float) -> None:
+        self.gamma = float(gamma)
+        self.rms = RunningMeanStd(shape=())
+        self.returns = np.zeros(num_slots, dtype=np.float64)
+
+    def __call__(self, rewards: np.ndarray, dones: np.ndarray) -> np.ndarray:
+        self.returns = self.returns * self.gamma + rewards
+        self.rms.update(self.returns)
+        self.returns[dones] = 0.0
+        return (rewards / np.sqrt(self.rms.var + 1e-8)).astype(np.float32)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"mean": float(self.rms.mean), "var": float(self.rms.var), "count": float(self.rms.count),
+                "returns": self.returns.tolist()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rms.mean, self.rms.var, self.rms.count = state["mean"], state["var"], state["count"]
+        self.returns = np.asarray(state["returns"], dtype=np.float64)
 
 
 def slot_groups(num_worlds: int, num_agents: int, sharing: str) -> list[np.ndarray]:
@@ -198,6 +229,7 @@ class LockstepTrainer:
         groups: list[np.ndarray],
         total_timesteps: int,
         on_step: Callable[[list[dict], np.ndarray], None] | None = None,
+        normalize_reward: bool = False,
     ) -> None:
         if sum(len(g) for g in groups) != venv.num_envs:
             raise ValueError("slot groups must cover the env's slots exactly once")
@@ -209,7 +241,7 @@ class LockstepTrainer:
         if any(lrn.n_steps != self.n_steps for lrn in learners):
             raise ValueError("lockstep learners must share n_steps")
         self.stats = RolloutStats()
-        self._obs: Any = None
+        self.reward_scalers = [ReturnScaler(len(g), lrn.gamma) for lrn, g in zip(learners, groups)] if normalize_reward else None
 
     # ------------------------------------------------------------------------------------------
     def rollouts_in_budget(self) -> int:
@@ -273,8 +305,11 @@ class LockstepTrainer:
                 self.on_step(infos, dones)
             for k, (learner, group) in enumerate(zip(self.learners, self.groups)):
                 actions, values, log_probs, states = step_out[k]
-                g_rewards = np.asarray(rewards[group], dtype=np.float32).copy()
                 g_dones = np.asarray(dones[group], dtype=bool)
+                if self.reward_scalers is not None:
+                    g_rewards = self.reward_scalers[k](np.asarray(rewards[group], dtype=np.float64), g_dones)
+                else:
+                    g_rewards = np.asarray(rewards[group], dtype=np.float32).copy()
                 g_infos = [infos[s] for s in group]
                 learner.num_timesteps += len(group)
                 learner._update_info_buffer(g_infos, g_dones)

@@ -213,7 +213,8 @@ def build(cfg: AgentConfig, args: TrainArgs, env_seed: int):
     groups = slot_groups(args.num_worlds, n_agents, cfg.sharing)
     learners = make_learners(cfg, venv.observation_space, venv.action_space, groups, seed=args.seed, device=args.device)
     episodes = EpisodeLog(n_agents)
-    trainer = LockstepTrainer(venv, learners, groups, total_timesteps=args.total_steps, on_step=episodes.on_step)
+    trainer = LockstepTrainer(venv, learners, groups, total_timesteps=args.total_steps, on_step=episodes.on_step,
+                              normalize_reward=cfg.ppo.normalize_reward)
     return venv, trainer, episodes
 
 
@@ -248,6 +249,8 @@ def run_training(args: TrainArgs) -> dict[str, Any]:
     infl = influence_wrapper(venv)
     if state is not None:
         restore_learners(ckpt, trainer.learners, state)
+        for scaler, saved in zip(trainer.reward_scalers or [], state.get("reward_scalers", [])):
+            scaler.load_state_dict(saved)
         if infl is not None:
             infl.load_moa(str(ckpt / "moa.pt"))
             infl.global_step = int(state["influence_global_step"])
@@ -266,6 +269,7 @@ def run_training(args: TrainArgs) -> dict[str, Any]:
             "learners": [{"num_timesteps": int(l.num_timesteps), "n_updates": int(l._n_updates)} for l in trainer.learners],
             "influence_global_step": int(infl.global_step) if infl is not None else 0,
             "wall_s": episodes.wall_offset + time.time() - episodes.t0,
+            "reward_scalers": [sc.state_dict() for sc in trainer.reward_scalers or []],
         }
         save_checkpoint(run_dir, trainer.num_timesteps, trainer.learners, state_now, infl, keep=args.keep_checkpoints)
 

@@ -102,7 +102,8 @@ def test_curve_survives_a_torn_last_line(tmp_path):
     from baselines.train import CURVE_FIELDS, CurveWriter
 
     path = tmp_path / "progress.csv"
-    path.write_text(",".join(CURVE_FIELDS) + "\n" + "128,1.0,0,5.0,0.9,4.5,10,2,,,20\n" + "256,2.0,0,6.0,0.9,5.4,10,2,,,20\n" + "38")
+    pad = "," * (len(CURVE_FIELDS) - 11)  # the columns after episode_length are empty here
+    path.write_text(",".join(CURVE_FIELDS) + "\n" + "128,1.0,0,5.0,0.9,4.5,10,2,,,20" + pad + "\n" + "256,2.0,0,6.0,0.9,5.4,10,2,,,20" + pad + "\n" + "38")
     CurveWriter(path, resume_step=128)
     lines = path.read_text().strip().splitlines()
     assert len(lines) == 2 and lines[1].startswith("128,")

@@ -46,10 +46,7 @@ def make_base_env(game: str, num_worlds: int, obs_mode: str, num_agents: int | N
 
 def influence_curriculum_env_steps(cfg: AgentConfig, total_agent_steps: int, num_agents: int) -> int:
     """The curriculum length in env steps (the wrapper's unit: one step of one world)."""
-    inf = cfg.influence
-    if inf.curriculum_fraction is not None:
-        return int(inf.curriculum_fraction * total_agent_steps / max(num_agents, 1))
-    return int(inf.curriculum_steps)
+    return int(cfg.influence.curriculum_fraction * total_agent_steps / max(num_agents, 1))
 
 
 def wrap_rewards(venv: VecEnv, cfg: AgentConfig, total_agent_steps: int, seed: int = 0) -> VecEnv:

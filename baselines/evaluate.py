@@ -33,6 +33,11 @@ _T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2
         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
 
 
+def t95(n: int) -> float:
+    """Two-sided 95% Student-t quantile for the mean of ``n >= 2`` values."""
+    return _T95[n - 2] if n - 1 <= len(_T95) else 1.96
+
+
 def mean_ci95(values: list[float]) -> tuple[float, float]:
     """Mean and half-width of the 95% t-interval (nan half-width for fewer than 2 values)."""
     v = np.asarray([x for x in values if x is not None and not (isinstance(x, float) and math.isnan(x))], dtype=float)
@@ -40,8 +45,7 @@ def mean_ci95(values: list[float]) -> tuple[float, float]:
         return math.nan, math.nan
     if len(v) < 2:
         return float(v.mean()), math.nan
-    t = _T95[len(v) - 2] if len(v) - 1 <= len(_T95) else 1.96
-    return float(v.mean()), float(t * v.std(ddof=1) / math.sqrt(len(v)))
+    return float(v.mean()), float(t95(len(v)) * v.std(ddof=1) / math.sqrt(len(v)))
 
 
 def load_run(run_dir: str | Path, checkpoint: str | Path | None = None):

@@ -6,8 +6,10 @@
 
 Writes to ``--out`` (default ``leaderboard/<preset>``): ``leaderboard.md`` and ``leaderboard.csv``
 (collective return, equality, R*(1-G), sustainability, peace per game and config: mean and 95%
-interval over seeds), ``curves_<game>.png`` (learning curves of collective reward, equality and
-R*(1-G)), ``results/*.json`` (one per finished run) and ``runs/`` (the training runs).
+interval over seeds), ``curves_<game>.png`` (learning curves of collective return, equality, R*(1-G) and
+sustainability: mean and 95% band over seeds) with their points per run in ``curves_<game>.csv``,
+``results/*.json`` (one per finished run) and ``runs/`` (the training runs). ``leaderboard.md`` ends
+each game with a verdict: the configs whose 95% interval lies above a3c's.
 
 A run's score is the mean over the episodes that finished in the last 20% of its budget. Runs go
 two at a time (``--jobs``), each on one torch thread. Every file is written atomically (temp file +
@@ -38,7 +40,12 @@ from baselines.config import GAMES, ConfigError, check_game, resolve_agent
 from baselines.envs import METRIC_TITLES, METRICS
 
 ZOO = ("a3c", "visible_actions", "prosocial", "inequity_aversion", "influence_moa")
-CURVE_METRICS = ("collective_return", "equality", "equality_weighted_return")
+CURVE_METRICS = ("collective_return", "equality", "equality_weighted_return", "sustainability")
+#: influence agents' extra columns (empty for the others)
+INFLUENCE_METRICS = ("influence_reward", "moa_accuracy")
+SCORES = METRICS + INFLUENCE_METRICS
+#: the verdict compares every config with a3c on these
+VERDICT_METRICS = ("collective_return", "equality_weighted_return")
 FINAL_FRACTION = 0.2  # score = mean over episodes in the last 20% of the budget
 
 
@@ -110,12 +117,12 @@ def final_scores(curve_path: Path, total_steps: int) -> dict[str, float]:
     """Mean of each metric over the episodes that ended in the last FINAL_FRACTION of the budget."""
     rows = read_curve(curve_path)
     if not rows:
-        return {m: math.nan for m in METRICS}
+        return {m: math.nan for m in SCORES}
     last = max(r["agent_steps"] for r in rows)
     cut = min(last, (1.0 - FINAL_FRACTION) * total_steps)
     tail = [r for r in rows if r["agent_steps"] >= cut] or rows[-1:]
-    return {m: float(np.nanmean([r[m] for r in tail])) if any(not math.isnan(r[m]) for r in tail) else math.nan
-            for m in METRICS}
+    values = {m: [r.get(m, math.nan) for r in tail] for m in SCORES}
+    return {m: float(np.nanmean(v)) if any(not math.isnan(x) for x in v) else math.nan for m, v in values.items()}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -190,8 +197,8 @@ def aggregate(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for game, agent in keys:
         runs = [r for r in results if r["game"] == game and Path(r["agent"]).stem == agent]
         row: dict[str, Any] = {"game": game, "config": agent, "seeds": len(runs)}
-        for m in METRICS:
-            mean, half = mean_ci95([r["final"][m] for r in runs])
+        for m in SCORES:
+            mean, half = mean_ci95([r["final"].get(m, math.nan) for r in runs])
             row[m] = mean
             row[f"{m}_ci95"] = half
         rows.append(row)
@@ -199,7 +206,8 @@ def aggregate(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def write_table(out: Path, rows: list[dict[str, Any]], preset: Preset) -> None:
-    fields = ["game", "config", "seeds"] + [x for m in METRICS for x in (m, f"{m}_ci95")]
+    """``leaderboard.csv`` (every row) and ``leaderboard.md`` (a table and a verdict per game)."""
+    fields = ["game", "config", "seeds"] + [x for m in SCORES for x in (m, f"{m}_ci95")]
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=fields)
     w.writeheader()
@@ -207,27 +215,56 @@ def write_table(out: Path, rows: list[dict[str, Any]], preset: Preset) -> None:
         w.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()})
     atomic_write_text(out / "leaderboard.csv", buf.getvalue())
 
-    def cell(r: dict[str, Any], m: str) -> str:
-        mean, half = r[m], r[f"{m}_ci95"]
-        if math.isnan(mean):
-            return "n/a"
-        digits = 2 if m in ("equality",) else 1
-        return f"{mean:.{digits}f}" + (f" ± {half:.{digits}f}" if not math.isnan(half) else "")
-
-    lines = [f"Budget {preset.total_steps} agent-steps per run; score = mean over the episodes of the last "
-             f"{FINAL_FRACTION:.0%} of the budget; ± = 95% interval over seeds.", "",
-             "| game | config | seeds | " + " | ".join(METRIC_TITLES[m] for m in METRICS) + " |",
-             "|---|---|---|" + "---|" * len(METRICS)]
-    for r in rows:
-        lines.append(f"| {r['game']} | {r['config']} | {r['seeds']} | " + " | ".join(cell(r, m) for m in METRICS) + " |")
-    atomic_write_text(out / "leaderboard.md", "\n".join(lines) + "\n")
+    lines = [f"Budget {preset.total_steps:,} agent-steps per run; score = mean over the episodes of the last "
+             f"{FINAL_FRACTION:.0%} of the budget; ± = 95% interval over seeds (Student t).", ""]
+    for game in dict.fromkeys(r["game"] for r in rows):
+        game_rows = [r for r in rows if r["game"] == game]
+        metrics = list(METRICS) + [m for m in INFLUENCE_METRICS if any(not math.isnan(r[m]) for r in game_rows)]
+        lines += [f"### {game}", "",
+                  "| config | seeds | " + " | ".join(METRIC_TITLES.get(m, m) for m in metrics) + " |",
+                  "|---|---|" + "---|" * len(metrics)]
+        for r in game_rows:
+            lines.append(f"| {r['config']} | {r['seeds']} | " + " | ".join(_cell(r, m) for m in metrics) + " |")
+        lines += ["", verdict(game_rows), ""]
+    atomic_write_text(out / "leaderboard.md", "\n".join(lines))
 
 
-def run_curve(rows: list[dict[str, float]], metric: str, max_points: int = 40) -> tuple[np.ndarray, np.ndarray]:
+def _cell(r: dict[str, Any], m: str) -> str:
+    mean, half = r[m], r[f"{m}_ci95"]
+    if math.isnan(mean):
+        return ""
+    digits = 3 if m in ("influence_reward",) else 2 if m in ("equality", "moa_accuracy") else 1
+    return f"{mean:.{digits}f}" + (f" ± {half:.{digits}f}" if not math.isnan(half) else "")
+
+
+def verdict(game_rows: list[dict[str, Any]]) -> str:
+    """One line per game: the configs whose 95% interval lies wholly above (or below) a3c's."""
+    base = next((r for r in game_rows if r["config"] == "a3c"), None)
+    game = game_rows[0]["game"]
+    if base is None:
+        return f"Verdict ({game}): no a3c row to compare with."
+    parts = []
+    for m in VERDICT_METRICS:
+        lo_base, hi_base = base[m] - base[f"{m}_ci95"], base[m] + base[f"{m}_ci95"]
+        if math.isnan(lo_base):
+            parts.append(f"{METRIC_TITLES[m]}: a3c has fewer than 2 seeds, no intervals to compare")
+            continue
+        above = [r for r in game_rows if r is not base and r[m] - r[f"{m}_ci95"] > hi_base]
+        below = [r for r in game_rows if r is not base and r[m] + r[f"{m}_ci95"] < lo_base]
+        text = f"{METRIC_TITLES[m]}: " + (", ".join(f"**{r['config']}** ({r[m]:.1f} ± {r[f'{m}_ci95']:.1f})" for r in above)
+                                          + f" above a3c ({base[m]:.1f} ± {base[f'{m}_ci95']:.1f})"
+                                          if above else f"no config's interval lies above a3c's ({base[m]:.1f} ± {base[f'{m}_ci95']:.1f})")
+        if below:
+            text += "; below it: " + ", ".join(r["config"] for r in below)
+        parts.append(text)
+    return f"Verdict ({game}): " + "; ".join(parts) + "."
+
+
+def run_curve(rows: list[dict[str, float]], metric: str, max_points: int = 100) -> tuple[np.ndarray, np.ndarray]:
     """(agent-steps, mean of ``metric``) per logging point (episodes are stamped at rollout ends),
     merged into at most ``max_points`` consecutive groups."""
     steps = np.array([r["agent_steps"] for r in rows])
-    vals = np.array([r[metric] for r in rows])
+    vals = np.array([r.get(metric, math.nan) for r in rows])
     ok = ~np.isnan(vals)
     xs = np.unique(steps[ok])
     if len(xs) == 0:
@@ -241,41 +278,57 @@ def run_curve(rows: list[dict[str, float]], metric: str, max_points: int = 40) -
 
 
 def plot_curves(out: Path, game: str, jobs: list[dict[str, Any]], total_steps: int) -> Path:
-    """Learning curves (collective reward, equality, R*(1-G)) per config: mean over seeds +- 1 s.e."""
+    """Learning curves (collective return, equality, R*(1-G), sustainability) per config against
+    agent-steps: mean over seeds, band = 95% interval over seeds; the shaded last 20% is what the table
+    scores. The points of every run go to ``curves_<game>.csv``."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(CURVE_METRICS), figsize=(5 * len(CURVE_METRICS), 3.6))
+    from baselines.evaluate import t95
+
+    fig, axes = plt.subplots(1, len(CURVE_METRICS), figsize=(4.6 * len(CURVE_METRICS), 3.8))
     agents = list(dict.fromkeys(Path(j["agent"]).stem for j in jobs))
+    seeds = 0
+    points = io.StringIO()
+    writer = csv.writer(points)
+    writer.writerow(["config", "seed", "metric", "agent_steps", "value"])
     for agent in agents:
-        paths = [Path(j["run_dir"]) / "progress.csv" for j in jobs if Path(j["agent"]).stem == agent]
-        runs = [read_curve(p) for p in paths if p.exists()]
+        agent_jobs = [j for j in jobs if Path(j["agent"]).stem == agent and (Path(j["run_dir"]) / "progress.csv").exists()]
+        runs = [read_curve(Path(j["run_dir"]) / "progress.csv") for j in agent_jobs]
+        seeds = max(seeds, len(runs))
         for ax, m in zip(axes, CURVE_METRICS):
-            curves = [run_curve(rows, m) for rows in runs]
-            curves = [c for c in curves if len(c[0])]
+            per_run = [run_curve(rows, m) for rows in runs]
+            for job, (xs, ys) in zip(agent_jobs, per_run):
+                writer.writerows([agent, job["seed"], m, int(x), round(float(y), 4)] for x, y in zip(xs, ys))
+            curves = [c for c in per_run if len(c[0]) > 1]
             if not curves:
                 continue
-            grid = np.unique(np.concatenate([c[0] for c in curves]))
+            grid = np.linspace(max(c[0][0] for c in curves), min(c[0][-1] for c in curves), 100)
             arr = np.array([np.interp(grid, x, y) for x, y in curves])
             mean = arr.mean(axis=0)
-            se = arr.std(axis=0) / np.sqrt(len(arr))
-            line, = ax.plot(grid, mean, marker="o" if len(grid) < 15 else None, ms=3, label=agent)
-            ax.fill_between(grid, mean - se, mean + se, color=line.get_color(), alpha=0.2)
+            line, = ax.plot(grid, mean, label=agent, lw=1.6)
+            if len(arr) > 1:
+                half = t95(len(arr)) * arr.std(axis=0, ddof=1) / np.sqrt(len(arr))
+                ax.fill_between(grid, mean - half, mean + half, color=line.get_color(), alpha=0.18, lw=0)
     for ax, m in zip(axes, CURVE_METRICS):
         ax.set_title(METRIC_TITLES[m])
         ax.set_xlabel("agent-steps")
         ax.set_xlim(0, total_steps)
+        ax.axvspan((1 - FINAL_FRACTION) * total_steps, total_steps, color="0.9", zorder=0)
         ax.grid(alpha=0.3)
+        if m in ("collective_return", "equality_weighted_return") and ax.get_ylim()[0] < -100:
+            ax.set_yscale("symlog", linthresh=10)  # the random-firing phase (~-1000) would flatten the rest
     axes[0].legend(fontsize=8)
-    fig.suptitle(f"{game} (mean over seeds, band = 1 s.e.)")
+    fig.suptitle(f"{game}: mean over {seeds} seed(s), band = 95% interval over seeds; grey: the scored last {FINAL_FRACTION:.0%}")
+    atomic_write_text(out / f"curves_{game}.csv", points.getvalue())
     fig.tight_layout()
     path = out / f"curves_{game}.png"
     fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{path.name}.", suffix=".png")
     os.close(fd)
     try:
-        fig.savefig(tmp, dpi=100)
+        fig.savefig(tmp, dpi=110)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:

@@ -29,7 +29,7 @@ def test_every_config_resolves_for_every_game(agent, game):
 def test_paper_values_table3_influence_moa():
     c = load_agent_config("influence_moa", "cleanup")
     assert (c.ppo.ent_coef, c.ppo.lr_init, c.ppo.lr_end) == (0.00176, 0.00123, 0.000012)
-    assert (c.influence.beta, c.influence.moa_loss_weight, c.influence.curriculum_steps) == (0.620, 15.007, 40_000_000)
+    assert (c.influence.beta, c.influence.moa_loss_weight, c.influence.curriculum_fraction) == (0.620, 15.007, 0.13)
     assert c.influence.divergence == "kl" and c.influence.train_moa_only_when_visible is True
     h = load_agent_config("influence_moa", "harvest_small")  # small maps inherit their base game
     assert (h.ppo.ent_coef, h.influence.beta, h.influence.moa_loss_weight) == (0.00223, 2.521, 10.911)
@@ -44,8 +44,8 @@ def test_paper_values_table1_and_prosocial():
 
 
 def test_overrides_and_numeric_strings():
-    c = load_agent_config("a3c", "cleanup", ["ppo.ent_coef=0.01", "sharing=shared", "influence.curriculum_steps=4e7"])
-    assert c.ppo.ent_coef == 0.01 and c.sharing == "shared" and c.influence.curriculum_steps == 40_000_000
+    c = load_agent_config("a3c", "cleanup", ["ppo.ent_coef=0.01", "sharing=shared", "ppo.n_steps=1e2"])
+    assert c.ppo.ent_coef == 0.01 and c.sharing == "shared" and c.ppo.n_steps == 100
 
 
 def test_unknown_agent_name():
@@ -110,3 +110,16 @@ def test_cli_reports_errors_cleanly(capsys):
 def test_console_entry_point_module_runs():
     out = subprocess.run([sys.executable, "-m", "baselines.train", "--help"], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0 and "--total-steps" in out.stdout
+
+
+@pytest.mark.parametrize("budget", [10**5, 5 * 10**7, 10**9])
+def test_influence_curriculum_is_a_fraction_of_any_budget(budget):
+    """One rule for the lr and the influence weight: both follow the run's own budget, so any
+    --total-steps ends with beta at full value (the ramp ends within the run's env steps)."""
+    from baselines.envs import influence_curriculum_env_steps
+    from baselines.leaderboard import PRESETS
+
+    for game in ("cleanup", "harvest"):
+        cfg = load_agent_config("influence_moa", game, list(PRESETS["paper"].overrides))
+        ramp = influence_curriculum_env_steps(cfg, budget, num_agents=5)
+        assert 0 < ramp <= budget / 5

@@ -17,7 +17,15 @@ def test_leaderboard_end_to_end_and_continue(tmp_path):
     out = tmp_path / "lb"
     res = run_leaderboard(TINY, out, jobs=1, verbose=False)
     md = (out / "leaderboard.md").read_text()
-    assert "| fake | a3c | 2 |" in md and "| fake | prosocial | 2 |" in md and "R*(1-G)" in md
+    assert "### fake" in md and "| a3c | 2 |" in md and "| prosocial | 2 |" in md and "R*(1-G)" in md
+    assert "Verdict (fake):" in md
+    # the curves: many points per run (one per rollout that ended an episode), for every metric
+    points = list(csv.DictReader(open(out / "curves_fake.csv")))
+    for config in ("a3c", "prosocial"):
+        for seed in ("0", "1"):
+            for metric in ("collective_return", "equality", "equality_weighted_return", "sustainability"):
+                steps = {p["agent_steps"] for p in points if (p["config"], p["seed"], p["metric"]) == (config, seed, metric)}
+                assert len(steps) > 1, (config, seed, metric)
     rows = list(csv.DictReader(open(out / "leaderboard.csv")))
     assert [(r["game"], r["config"], r["seeds"]) for r in rows] == [("fake", "a3c", "2"), ("fake", "prosocial", "2")]
     for r in rows:
@@ -71,3 +79,36 @@ def test_mean_ci95():
     m, h = mean_ci95([1.0, 2.0, 3.0])
     assert m == 2.0 and h == pytest.approx(4.303 * 1.0 / 3 ** 0.5, rel=1e-3)
     assert mean_ci95([5.0])[0] == 5.0
+
+
+def _row(config, **metrics):
+    row = {"game": "g", "config": config, "seeds": 3}
+    for m in ("collective_return", "equality_weighted_return"):
+        mean, half = metrics.get(m, (0.0, 1.0))
+        row[m], row[f"{m}_ci95"] = mean, half
+    return row
+
+
+def test_verdict_names_configs_whose_interval_lies_above_a3c():
+    from baselines.leaderboard import verdict
+
+    rows = [_row("a3c", collective_return=(10.0, 2.0)), _row("prosocial", collective_return=(15.0, 2.5)),
+            _row("inequity_aversion", collective_return=(13.0, 2.0)), _row("influence_moa", collective_return=(2.0, 1.0))]
+    text = verdict(rows)
+    assert "**prosocial** (15.0 ± 2.5) above a3c (10.0 ± 2.0)" in text  # 12.5 > 12
+    assert "inequity_aversion" not in text.split("below")[0]  # 11 < 12: intervals overlap
+    assert "below it: influence_moa" in text  # 3 < 8
+    assert "R*(1-G): no config's interval lies above a3c's" in text
+
+
+def test_presets_log_many_points_per_run():
+    """Every preset's budget spans many rollouts (one curve point each), with its own PPO settings."""
+    from baselines.config import load_agent_config
+
+    for name, preset in PRESETS.items():
+        for game in preset.games:
+            cfg = load_agent_config("a3c", game, list(preset.overrides))
+            agents = preset.num_agents or {"cleanup_small": 3, "harvest_small": 3, "cleanup": 5, "harvest": 5}[game]
+            rollout = cfg.ppo.n_steps * preset.num_worlds * agents
+            budget = preset.total_steps or 5 * 10**7
+            assert budget / rollout >= 20, (name, game, budget / rollout)

@@ -89,7 +89,7 @@ class ProsocialConfig:
 class InequityAversionConfig:
     """Hughes et al. (2018) with temporally smoothed rewards; alpha = envy, beta = guilt."""
 
-    alpha: float = 5.0
+    alpha: float = 0.0  # the zoo's config explains why not Hughes' 5
     beta: float = 0.05
     lambda_: float = 0.975  # smoothing; the trace decays by gamma * lambda_ per step
 

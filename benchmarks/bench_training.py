@@ -16,7 +16,9 @@ the table gives medians:
 * plain sb3-contrib, as a user would run it without the zoo: ``RecurrentPPO("CnnLstmPolicy").learn()``
   on the game's PettingZoo env through SuperSuit (``pettingzoo_env_to_vec_env_v1`` +
   ``concat_vec_envs_v1``) and ``VecMonitor``, with the paper's network (our features extractor,
-  LSTM 128) and the a3c config's PPO settings (rollout length, minibatch, epochs).
+  LSTM 128) and the a3c config's PPO settings (rollout length, minibatch, epochs), once with
+  sb3-contrib's default critic (a second LSTM) and once with its cheapest (``shared_lstm=True``: the
+  value head on the detached policy LSTM).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+PLAIN = {True: "plain sb3-contrib (its default critic LSTM)", False: "plain sb3-contrib (shared_lstm, detached critic)"}
 #: the last commit before the training speed-up (issue: "the zoo shows the social dilemma on a CPU")
 BASELINE_REV = "eaa9787"
 
@@ -87,8 +90,9 @@ def bench(agent: str, game: str, num_worlds: int, iterations: int, num_agents: i
     }
 
 
-def bench_plain_sb3(game: str, num_worlds: int, iterations: int, seed: int = 0) -> dict:
-    """Plain sb3-contrib ``RecurrentPPO.learn()`` through SuperSuit, with the a3c config's settings."""
+def bench_plain_sb3(game: str, num_worlds: int, iterations: int, critic_lstm: bool, seed: int = 0) -> dict:
+    """Plain sb3-contrib ``RecurrentPPO.learn()`` through SuperSuit, with the a3c config's settings;
+    ``critic_lstm``: sb3-contrib's default critic (an LSTM of its own), else its cheapest shared one."""
     import supersuit as ss
     import torch
     from sb3_contrib import RecurrentPPO
@@ -108,7 +112,7 @@ def bench_plain_sb3(game: str, num_worlds: int, iterations: int, seed: int = 0) 
         gae_lambda=p.gae_lambda, clip_range=p.clip_range, ent_coef=p.ent_coef, vf_coef=p.vf_coef,
         max_grad_norm=p.max_grad_norm, learning_rate=p.lr_init, device="cpu",  # seed=: SuperSuit's ConcatVecEnv has no seed()
         policy_kwargs=dict(features_extractor_class=SSDFeaturesExtractor, features_extractor_kwargs=dict(use_actions=False),
-                           net_arch=[], lstm_hidden_size=128, shared_lstm=True, enable_critic_lstm=False),
+                           net_arch=[], lstm_hidden_size=128, shared_lstm=not critic_lstm, enable_critic_lstm=critic_lstm),
     )
     rollout = p.n_steps * venv.num_envs
     model.learn(rollout)  # warm-up
@@ -116,7 +120,7 @@ def bench_plain_sb3(game: str, num_worlds: int, iterations: int, seed: int = 0) 
     model.learn(rollout * iterations, reset_num_timesteps=False)
     wall = time.perf_counter() - t0
     venv.close()
-    return {"agent": "plain sb3-contrib", "agent_steps": rollout * iterations, "wall_s": round(wall, 2),
+    return {"agent": PLAIN[critic_lstm], "agent_steps": rollout * iterations, "wall_s": round(wall, 2),
             "agent_steps_per_s": round(rollout * iterations / wall, 1)}
 
 
@@ -161,7 +165,9 @@ def main(argv: list[str] | None = None) -> int:
                 for row in bench_revision(args.baseline_rev, args.agents, args.game, args.num_worlds, args.iterations, worktree):
                     runs.setdefault(f"{row['agent']} @ {args.baseline_rev}", []).append(row)
             if args.plain:
-                runs.setdefault("plain sb3-contrib", []).append(bench_plain_sb3(args.game, args.num_worlds, args.iterations))
+                for critic_lstm in (True, False):
+                    row = bench_plain_sb3(args.game, args.num_worlds, args.iterations, critic_lstm)
+                    runs.setdefault(row["agent"], []).append(row)
             print(f"repeat {r + 1}/{args.repeats}: " + ", ".join(f"{k} {v[-1]['agent_steps_per_s']:.0f}" for k, v in runs.items()),
                   file=sys.stderr, flush=True)
     finally:
@@ -188,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     if a3c:
         print()
         for name in runs:
-            if name not in agents:
+            if name not in agents and not name.startswith("influence"):
                 print(f"a3c vs {name}: {a3c / med(name):.2f}x")
     if args.json:
         Path(args.json).write_text(json.dumps([{**rows[0], "agent_steps_per_s": med(a)} for a, rows in runs.items() if a in agents], indent=2))

@@ -46,10 +46,10 @@ class ConfigError(ValueError):
 class PPOConfig:
     """RecurrentPPO settings. ``lr_init -> lr_end`` is annealed linearly over the training budget."""
 
-    # rollout length per slot between updates: 100 divides every game's episode length (200, 1000,
-    # 100), so with all worlds in step every sequence in a minibatch starts at an episode start or a
-    # rollout start and little padding is wasted
-    n_steps: int = 100
+    # rollout length per slot between updates: 50 divides every game's episode length (200, 1000,
+    # 100), so with all worlds in step every minibatch sequence starts at an episode start or a
+    # rollout start and little padding is wasted; 32 worlds x 50 steps = one 1600-step minibatch
+    n_steps: int = 50
     batch_size: int = 1600  # minibatch, in transitions (sb3-contrib cuts it into sequences)
     n_epochs: int = 4
     gamma: float = 0.99  # paper

@@ -20,6 +20,8 @@ METRIC_TITLES = {
     "equality_weighted_return": "R*(1-G)",
     "sustainability": "sustainability",
     "peace": "peace",
+    "influence_reward": "influence reward (nats/step)",
+    "moa_accuracy": "MOA accuracy",
     "box_opened": "box opened",
     "box_open_step": "box open step",
 }

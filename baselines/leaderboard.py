@@ -234,7 +234,9 @@ def _cell(r: dict[str, Any], m: str) -> str:
     mean, half = r[m], r[f"{m}_ci95"]
     if math.isnan(mean):
         return ""
-    digits = 3 if m in ("influence_reward",) else 2 if m in ("equality", "moa_accuracy") else 1
+    if m == "influence_reward":  # nats per step, often 1e-4 early in training
+        return f"{mean:.2e}" + (f" ± {half:.1e}" if not math.isnan(half) else "")
+    digits = 2 if m in ("equality", "moa_accuracy") else 1
     return f"{mean:.{digits}f}" + (f" ± {half:.{digits}f}" if not math.isnan(half) else "")
 
 

@@ -22,6 +22,7 @@ METRIC_TITLES = {
     "peace": "peace",
     "influence_reward": "influence reward (nats/step)",
     "moa_accuracy": "MOA accuracy",
+    "steps_to_positive": "agent-steps to R > 0",
     "box_opened": "box opened",
     "box_open_step": "box open step",
 }

@@ -43,7 +43,9 @@ ZOO = ("a3c", "visible_actions", "prosocial", "inequity_aversion", "influence_mo
 CURVE_METRICS = ("collective_return", "equality", "equality_weighted_return", "sustainability")
 #: influence agents' extra columns (empty for the others)
 INFLUENCE_METRICS = ("influence_reward", "moa_accuracy")
-SCORES = METRICS + INFLUENCE_METRICS
+#: how fast a config leaves the random-firing phase (first logging point with a positive return)
+LEARNING_METRICS = ("steps_to_positive",)
+SCORES = METRICS + INFLUENCE_METRICS + LEARNING_METRICS
 #: the verdict compares every config with a3c on these
 VERDICT_METRICS = ("collective_return", "equality_weighted_return")
 FINAL_FRACTION = 0.2  # score = mean over episodes in the last 20% of the budget
@@ -98,6 +100,7 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
                      progress=False, tensorboard=job.get("tensorboard", True))
     summary = run_training(args)
     final = final_scores(Path(job["run_dir"]) / "progress.csv", job["total_steps"])
+    final["steps_to_positive"] = steps_to_positive(Path(job["run_dir"]) / "progress.csv")
     result = {**{k: job[k] for k in ("agent", "game", "seed", "total_steps")}, "final": final,
               "agent_steps_per_s": summary["agent_steps_per_s"], "wall_s": summary["wall_s_this_process"],
               "run_dir": job["run_dir"]}
@@ -110,6 +113,14 @@ def read_curve(path: Path) -> list[dict[str, float]]:
     for r in csv.DictReader(io.StringIO(path.read_text())):
         rows.append({k: (float(v) if v not in ("", None) else math.nan) for k, v in r.items()})
     return rows
+
+
+def steps_to_positive(curve_path: Path) -> float:
+    """Agent-steps at the first logging point whose mean collective return is above zero: how long
+    the config took to leave the random-firing phase (nan if it never did)."""
+    xs, ys = run_curve(read_curve(curve_path), "collective_return", max_points=10**9)
+    hit = np.flatnonzero(ys > 0)
+    return float(xs[hit[0]]) if len(hit) else math.nan
 
 
 def final_scores(curve_path: Path, total_steps: int) -> dict[str, float]:
@@ -221,6 +232,7 @@ def write_table(out: Path, rows: list[dict[str, Any]], preset: Preset) -> None:
     for game in dict.fromkeys(r["game"] for r in rows):
         game_rows = [r for r in rows if r["game"] == game]
         metrics = list(METRICS) + [m for m in INFLUENCE_METRICS if any(not math.isnan(r[m]) for r in game_rows)]
+        metrics += LEARNING_METRICS
         lines += [f"### {game}", "",
                   "| config | seeds | " + " | ".join(METRIC_TITLES.get(m, m) for m in metrics) + " |",
                   "|---|---|" + "---|" * len(metrics)]
@@ -236,6 +248,8 @@ def _cell(r: dict[str, Any], m: str) -> str:
         return ""
     if m == "influence_reward":  # nats per step, often 1e-4 early in training
         return f"{mean:.2e}" + (f" ± {half:.1e}" if not math.isnan(half) else "")
+    if m == "steps_to_positive":
+        return f"{mean / 1000:.0f}k" + (f" ± {half / 1000:.0f}k" if not math.isnan(half) else "")
     digits = 2 if m in ("equality", "moa_accuracy") else 1
     return f"{mean:.{digits}f}" + (f" ± {half:.{digits}f}" if not math.isnan(half) else "")
 
@@ -260,6 +274,12 @@ def verdict(game_rows: list[dict[str, Any]]) -> str:
         if below:
             text += "; below it: " + ", ".join(r["config"] for r in below)
         parts.append(text)
+    m = "steps_to_positive"
+    faster = [r for r in game_rows if r is not base and r[m] + r[f"{m}_ci95"] < base[m] - base[f"{m}_ci95"]]
+    if faster:
+        parts.append("out of the random-firing phase sooner than a3c "
+                     f"({base[m] / 1000:.0f}k ± {base[f'{m}_ci95'] / 1000:.0f}k agent-steps): "
+                     + ", ".join(f"**{r['config']}** ({r[m] / 1000:.0f}k ± {r[f'{m}_ci95'] / 1000:.0f}k)" for r in faster))
     return f"Verdict ({game}): " + "; ".join(parts) + "."
 
 

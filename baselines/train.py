@@ -195,7 +195,7 @@ class CurveWriter:
         with open(self.path, "a", newline="") as f:
             w = csv.DictWriter(f, fieldnames=CURVE_FIELDS, extrasaction="ignore")
             for rec in records:
-                w.writerow({k: (round(v, 4) if isinstance(v, float) else v) for k, v in rec.items()})
+                w.writerow({k: (float(f"{v:.6g}") if isinstance(v, float) else v) for k, v in rec.items()})  # 6 significant digits: influence rewards are ~1e-5
 
 
 # ----------------------------------------------------------------------------------------------

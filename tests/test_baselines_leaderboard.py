@@ -1,6 +1,7 @@
 """Leaderboard end to end at a tiny budget, continuing after an interruption; evaluation command."""
 
 import csv
+import math
 import json
 
 import pytest
@@ -83,8 +84,8 @@ def test_mean_ci95():
 
 def _row(config, **metrics):
     row = {"game": "g", "config": config, "seeds": 3}
-    for m in ("collective_return", "equality_weighted_return"):
-        mean, half = metrics.get(m, (0.0, 1.0))
+    for m in ("collective_return", "equality_weighted_return", "steps_to_positive"):
+        mean, half = metrics.get(m, (0.0, 1.0) if m != "steps_to_positive" else (math.nan, math.nan))
         row[m], row[f"{m}_ci95"] = mean, half
     return row
 
@@ -92,9 +93,14 @@ def _row(config, **metrics):
 def test_verdict_names_configs_whose_interval_lies_above_a3c():
     from baselines.leaderboard import verdict
 
-    rows = [_row("a3c", collective_return=(10.0, 2.0)), _row("prosocial", collective_return=(15.0, 2.5)),
-            _row("inequity_aversion", collective_return=(13.0, 2.0)), _row("influence_moa", collective_return=(2.0, 1.0))]
+    rows = [_row("a3c", collective_return=(10.0, 2.0), steps_to_positive=(200e3, 20e3)),
+            _row("prosocial", collective_return=(15.0, 2.5), steps_to_positive=(90e3, 5e3)),
+            _row("inequity_aversion", collective_return=(13.0, 2.0), steps_to_positive=(170e3, 20e3)),
+            _row("influence_moa", collective_return=(2.0, 1.0))]
     text = verdict(rows)
+    assert "sooner than a3c (200k ± 20k agent-steps): **prosocial** (90k ± 5k)" in text
+    sooner = text.split("sooner")[1]
+    assert "inequity_aversion" not in sooner and "influence_moa" not in sooner  # 150k-190k overlaps; never positive
     assert "**prosocial** (15.0 ± 2.5) above a3c (10.0 ± 2.0)" in text  # 12.5 > 12
     assert "inequity_aversion" not in text.split("below")[0]  # 11 < 12: intervals overlap
     assert "below it: influence_moa" in text  # 3 < 8

@@ -108,3 +108,22 @@ def test_last_update_runs_at_lr_end_when_the_budget_is_not_whole_rollouts():
     assert len(lrs) == trainer.rollouts_in_budget() == 3
     assert lrs[-1] == pytest.approx(cfg.ppo.lr_end, rel=1e-9)
     assert lrs[0] < cfg.ppo.lr_init and all(a > b for a, b in zip(lrs, lrs[1:]))
+
+
+def test_return_scaler_is_sb3_vecnormalize_reward_rule():
+    """ReturnScaler scales rewards as SB3's VecNormalize(norm_reward=True) does (without clipping),
+    through episode ends: the same raw reward stream through both."""
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    from baselines.lockstep import ReturnScaler
+
+    env = FakeSSDVecEnv(num_envs=2, num_agents=2, max_cycles=7)
+    norm = VecNormalize(env, norm_obs=False, norm_reward=True, clip_reward=np.inf, gamma=0.9)
+    norm.reset()
+    scaler = ReturnScaler(env.num_envs, gamma=0.9)
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        _, scaled, dones, infos = norm.step(rng.integers(0, env.action_space.n, env.num_envs))
+        raw = np.array([i["extrinsic_reward"] for i in infos])
+        assert np.allclose(scaler(raw, dones), scaled, rtol=1e-5)
+    assert not np.allclose(scaled, raw)  # it did scale

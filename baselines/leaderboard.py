@@ -7,7 +7,7 @@
 Writes to ``--out`` (default ``leaderboard/<preset>``): ``leaderboard.md`` and ``leaderboard.csv``
 (collective return, equality, R*(1-G), sustainability, peace per game and config: mean and 95%
 interval over seeds), ``curves_<game>.png`` (learning curves of collective return, equality, R*(1-G) and
-sustainability: mean and 95% band over seeds) with their points per run in ``curves_<game>.csv``,
+sustainability: mean and range over seeds) with their points per run in ``curves_<game>.csv``,
 ``results/*.json`` (one per finished run) and ``runs/`` (the training runs). ``leaderboard.md`` ends
 each game with a verdict: the configs whose 95% interval lies above a3c's.
 
@@ -47,7 +47,7 @@ INFLUENCE_METRICS = ("influence_reward", "moa_accuracy")
 LEARNING_METRICS = ("steps_to_positive",)
 SCORES = METRICS + INFLUENCE_METRICS + LEARNING_METRICS
 #: the verdict compares every config with a3c on these
-VERDICT_METRICS = ("collective_return", "equality_weighted_return")
+VERDICT_METRICS = ("collective_return", "equality", "equality_weighted_return")
 FINAL_FRACTION = 0.2  # score = mean over episodes in the last 20% of the budget
 
 
@@ -268,9 +268,10 @@ def verdict(game_rows: list[dict[str, Any]]) -> str:
             continue
         above = [r for r in game_rows if r is not base and r[m] - r[f"{m}_ci95"] > hi_base]
         below = [r for r in game_rows if r is not base and r[m] + r[f"{m}_ci95"] < lo_base]
-        text = f"{METRIC_TITLES[m]}: " + (", ".join(f"**{r['config']}** ({r[m]:.1f} ± {r[f'{m}_ci95']:.1f})" for r in above)
-                                          + f" above a3c ({base[m]:.1f} ± {base[f'{m}_ci95']:.1f})"
-                                          if above else f"no config's interval lies above a3c's ({base[m]:.1f} ± {base[f'{m}_ci95']:.1f})")
+        d = 2 if m == "equality" else 1
+        text = f"{METRIC_TITLES[m]}: " + (", ".join(f"**{r['config']}** ({r[m]:.{d}f} ± {r[f'{m}_ci95']:.{d}f})" for r in above)
+                                          + f" above a3c ({base[m]:.{d}f} ± {base[f'{m}_ci95']:.{d}f})"
+                                          if above else f"no config's interval lies above a3c's ({base[m]:.{d}f} ± {base[f'{m}_ci95']:.{d}f})")
         if below:
             text += "; below it: " + ", ".join(r["config"] for r in below)
         parts.append(text)
@@ -302,14 +303,12 @@ def run_curve(rows: list[dict[str, float]], metric: str, max_points: int = 100) 
 
 def plot_curves(out: Path, game: str, jobs: list[dict[str, Any]], total_steps: int) -> Path:
     """Learning curves (collective return, equality, R*(1-G), sustainability) per config against
-    agent-steps: mean over seeds, band = 95% interval over seeds; the shaded last 20% is what the table
+    agent-steps: mean over seeds, band = range over seeds; the shaded last 20% is what the table
     scores. The points of every run go to ``curves_<game>.csv``."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from baselines.evaluate import t95
 
     fig, axes = plt.subplots(1, len(CURVE_METRICS), figsize=(4.6 * len(CURVE_METRICS), 3.8))
     agents = list(dict.fromkeys(Path(j["agent"]).stem for j in jobs))
@@ -332,9 +331,8 @@ def plot_curves(out: Path, game: str, jobs: list[dict[str, Any]], total_steps: i
             arr = np.array([np.interp(grid, x, y) for x, y in curves])
             mean = arr.mean(axis=0)
             line, = ax.plot(grid, mean, label=agent, lw=1.6)
-            if len(arr) > 1:
-                half = t95(len(arr)) * arr.std(axis=0, ddof=1) / np.sqrt(len(arr))
-                ax.fill_between(grid, mean - half, mean + half, color=line.get_color(), alpha=0.18, lw=0)
+            if len(arr) > 1:  # the range over seeds (with 2-3 seeds a t-band would dwarf the curves)
+                ax.fill_between(grid, arr.min(axis=0), arr.max(axis=0), color=line.get_color(), alpha=0.18, lw=0)
     for ax, m in zip(axes, CURVE_METRICS):
         ax.set_title(METRIC_TITLES[m])
         ax.set_xlabel("agent-steps")
@@ -344,7 +342,7 @@ def plot_curves(out: Path, game: str, jobs: list[dict[str, Any]], total_steps: i
         if m in ("collective_return", "equality_weighted_return") and ax.get_ylim()[0] < -100:
             ax.set_yscale("symlog", linthresh=10)  # the random-firing phase (~-1000) would flatten the rest
     axes[0].legend(fontsize=8)
-    fig.suptitle(f"{game}: mean over {seeds} seed(s), band = 95% interval over seeds; grey: the scored last {FINAL_FRACTION:.0%}")
+    fig.suptitle(f"{game}: mean over {seeds} seed(s), band = range over seeds; grey: the scored last {FINAL_FRACTION:.0%}")
     atomic_write_text(out / f"curves_{game}.csv", points.getvalue())
     fig.tight_layout()
     path = out / f"curves_{game}.png"

@@ -84,7 +84,7 @@ def test_mean_ci95():
 
 def _row(config, **metrics):
     row = {"game": "g", "config": config, "seeds": 3}
-    for m in ("collective_return", "equality_weighted_return", "steps_to_positive"):
+    for m in ("collective_return", "equality", "equality_weighted_return", "steps_to_positive"):
         mean, half = metrics.get(m, (0.0, 1.0) if m != "steps_to_positive" else (math.nan, math.nan))
         row[m], row[f"{m}_ci95"] = mean, half
     return row

@@ -130,11 +130,11 @@ class EpisodeLog:
 
     def stamp(self, agent_steps: int, losses: dict[str, float]) -> None:
         """Mark the pending episodes with the step count and the stats of the update that followed."""
+        update = {"explained_variance": losses.get("train/explained_variance", math.nan),
+                  "value_loss": losses.get("train/value_loss", math.nan),
+                  "entropy": -losses.get("train/entropy_loss", math.nan)}  # SB3 logs the entropy's negative
         for rec in self.pending:
-            rec["agent_steps"] = agent_steps
-            for key in ("explained_variance", "value_loss", "entropy"):
-                value = losses.get(f"train/{key}" if key != "entropy" else "train/entropy_loss", math.nan)
-                rec[key] = -value if key == "entropy" else value
+            rec.update(update, agent_steps=agent_steps)
 
     def mean(self, key: str) -> float:
         vals = [r[key] for r in self.recent if r.get(key) is not None and not _isnan(r[key])]
@@ -194,8 +194,8 @@ class CurveWriter:
             return
         with open(self.path, "a", newline="") as f:
             w = csv.DictWriter(f, fieldnames=CURVE_FIELDS, extrasaction="ignore")
-            for rec in records:
-                w.writerow({k: (float(f"{v:.6g}") if isinstance(v, float) else v) for k, v in rec.items()})  # 6 significant digits: influence rewards are ~1e-5
+            for rec in records:  # 6 significant digits: influence rewards are ~1e-5
+                w.writerow({k: (float(f"{v:.6g}") if isinstance(v, float) else v) for k, v in rec.items()})
 
 
 # ----------------------------------------------------------------------------------------------

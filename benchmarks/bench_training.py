@@ -124,9 +124,9 @@ def bench_plain_sb3(game: str, num_worlds: int, iterations: int, critic_lstm: bo
             "agent_steps_per_s": round(rollout * iterations / wall, 1)}
 
 
-def bench_revision(rev: str, agents: str, game: str, num_worlds: int, iterations: int, worktree: Path) -> list[dict]:
-    """This script's measurement of the zoo at git revision ``rev`` (its own bench_training.py, in a
-    worktree, in a subprocess so that it imports that revision's packages)."""
+def bench_revision(worktree: Path, agents: str, game: str, num_worlds: int, iterations: int) -> list[dict]:
+    """This script's measurement of the zoo checked out in ``worktree`` (that revision's own
+    bench_training.py, in a subprocess so that it imports that revision's packages)."""
     out = worktree / "bench.json"
     subprocess.run([sys.executable, str(worktree / "benchmarks" / "bench_training.py"), "--agents", agents,
                     "--game", game, "--num-worlds", str(num_worlds), "--iterations", str(iterations), "--json", str(out)],
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
             for agent in agents:
                 runs.setdefault(agent, []).append(bench(agent, args.game, args.num_worlds, args.iterations, args.num_agents))
             if worktree is not None:
-                for row in bench_revision(args.baseline_rev, args.agents, args.game, args.num_worlds, args.iterations, worktree):
+                for row in bench_revision(worktree, args.agents, args.game, args.num_worlds, args.iterations):
                     runs.setdefault(f"{row['agent']} @ {args.baseline_rev}", []).append(row)
             if args.plain:
                 for critic_lstm in (True, False):

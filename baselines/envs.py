@@ -12,7 +12,7 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from baselines.config import AgentConfig, ConfigError, check_game
 
-#: Episode-level metrics the zoo reports (keys of ``info["episode"]``), in table order.
+#: Episode-level metrics the zoo reports (keys of ``info["episode_metrics"]``), in table order.
 METRICS = ("collective_return", "equality", "equality_weighted_return", "sustainability", "peace")
 METRIC_TITLES = {
     "collective_return": "collective return",

@@ -27,6 +27,7 @@ from baselines.config import ConfigError, from_dict
 from baselines.envs import METRIC_TITLES, METRICS, base_of, influence_wrapper, make_env
 from baselines.lockstep import as_learner_obs, make_learners, policy_step, slot_groups, take
 from baselines.train import episode_record
+from ssd_gym.metrics import INFO_KEY
 
 # two-sided 95% Student-t quantiles for df = 1..30 (no scipy dependency)
 _T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
@@ -142,9 +143,10 @@ def evaluate_run(run_dir: str | Path, episodes: int = 10, seed: int = 12345, det
         for k, group in enumerate(groups):
             starts[k] = np.asarray(dones[group], dtype=bool)
         for slot in np.flatnonzero(np.asarray(dones)[::n_agents]) * n_agents:
-            ep = infos[slot]["episode"]
-            rec = episode_record(ep, [infos[slot + i]["episode"]["r"] for i in range(n_agents)])
-            rec["returns"] = [float(infos[slot + i]["episode"]["r"]) for i in range(n_agents)]
+            ep = infos[slot][INFO_KEY]
+            rets = [float(infos[slot + i][INFO_KEY]["agent_return"]) for i in range(n_agents)]
+            rec = episode_record(ep, rets)
+            rec["returns"] = rets
             rec["world"] = int(slot // n_agents)
             rec["first_round"] = not first_episode_done
             records.append(rec)

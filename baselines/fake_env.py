@@ -19,7 +19,7 @@ import numpy as np
 from gymnasium import spaces
 from stable_baselines3.common.vec_env import VecEnv
 
-from ssd_gym.metrics import equality, equality_weighted_return
+from ssd_gym.metrics import INFO_KEY, equality, equality_weighted_return
 
 VIEW = 15
 
@@ -93,9 +93,11 @@ class FakeSSDVecEnv(VecEnv):
                 dones[i] = True
                 infos[i]["terminal_observation"] = _index(obs, i)
                 infos[i]["TimeLimit.truncated"] = True
-                infos[i]["episode"] = {
-                    "r": float(self._returns[i]),
-                    "l": int(self._t[b]),
+                infos[i]["episode"] = {"r": float(self._returns[i]), "l": int(self._t[b]), "t": 0.0}
+                infos[i][INFO_KEY] = {
+                    "agent_return": float(self._returns[i]),
+                    "returns": rets.tolist(),
+                    "episode_length": int(self._t[b]),
                     "collective_return": float(rets.sum()),
                     "equality": equality(rets),
                     "equality_weighted_return": equality_weighted_return(rets),

@@ -38,7 +38,7 @@ from baselines.checkpoint import (
     save_checkpoint,
 )
 from baselines.config import AgentConfig, ConfigError, check_game, dump_yaml, load_agent_config
-from ssd_gym.metrics import equality, equality_weighted_return
+from ssd_gym.metrics import INFO_KEY, equality, equality_weighted_return
 
 CURVE_FIELDS = ("agent_steps", "wall_s", "world", "collective_return", "equality", "equality_weighted_return",
                 "sustainability", "peace", "box_opened", "box_open_step", "episode_length",
@@ -115,10 +115,11 @@ class EpisodeLog:
             step = np.fromiter((i["influence_reward"] for i in infos), dtype=np.float64, count=len(infos))
             self._influence = step if self._influence is None else self._influence + step
         for slot in np.flatnonzero(np.asarray(dones).reshape(-1)[::N]) * N:
-            ep = infos[slot].get("episode")
+            ep = infos[slot].get(INFO_KEY)
             if ep is None:
                 continue
-            rec = episode_record(ep, [infos[slot + i].get("episode", {}).get("r", math.nan) for i in range(N)])
+            rec = episode_record(ep, [infos[slot + i].get(INFO_KEY, {}).get("agent_return", math.nan)
+                                      for i in range(N)])
             rec.update(agent_steps=self.agent_steps, world=int(slot // N),
                        wall_s=round(self.wall_offset + time.time() - self.t0, 2))
             if self._influence is not None:
@@ -146,7 +147,7 @@ def _isnan(x: Any) -> bool:
 
 
 def episode_record(ep: dict[str, Any], returns: list[float]) -> dict[str, Any]:
-    """The zoo's metrics of one episode from the env's ``info["episode"]`` (computed if missing)."""
+    """The zoo's metrics of one episode from the env's ``info["episode_metrics"]`` (computed if missing)."""
     rets = np.asarray(ep.get("returns", returns), dtype=np.float64)
     rec = {
         "collective_return": float(ep.get("collective_return", rets.sum())),

@@ -27,6 +27,10 @@ from __future__ import annotations
 
 import numpy as np
 
+#: The info key under which every face puts these metrics on an episode's last step. ``"episode"``
+#: is left to the ecosystem: SB3's Monitor/VecMonitor and Gymnasium's RecordEpisodeStatistics own it.
+INFO_KEY = "episode_metrics"
+
 
 def gini(returns) -> float:
     """Gini coefficient of per-agent returns, in [0, 1] (0 = perfect equality); sound for returns of

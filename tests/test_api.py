@@ -212,9 +212,9 @@ def test_gym_joint_env_matches_parallel_env():
         assert isinstance(r, float) and r == per_agent.sum()
         assert np.array_equal(info["rewards"], per_agent)
         assert term is False and trunc == (t == 11)
-    expected = {k: v for k, v in pinfo["agent_0"]["episode"].items() if k != "agent_return"}
-    assert info["episode"] == expected  # the joint env drops the per-agent "agent_return"
-    assert info["episode"]["collective_return"] == sum(info["episode"]["returns"])
+    expected = {k: v for k, v in pinfo["agent_0"]["episode_metrics"].items() if k != "agent_return"}
+    assert info["episode_metrics"] == expected  # the joint env drops the per-agent "agent_return"
+    assert info["episode_metrics"]["collective_return"] == sum(info["episode_metrics"]["returns"])
 
 
 def test_gym_make_with_module_prefix_in_fresh_interpreter():
@@ -271,7 +271,7 @@ def test_sb3_vecenv_is_a_vecenv():
     mon.reset()
     for _ in range(4):
         _, _, dones, infos = mon.step(np.zeros(mon.num_envs, dtype=np.int64))
-    assert dones.all() and all("episode" in i for i in infos)
+    assert dones.all() and all("episode_metrics" in i for i in infos)
 
 
 @pytest.mark.parametrize("name", ["cleanup_small", "box_trapped"])

@@ -85,7 +85,7 @@ def test_learning_on_the_fake_task():
     cfg_total = 25 * 32 * 8
     trainer = _trainer("independent", total=cfg_total, agents=2, worlds=4)
     returns = []
-    trainer.on_step = lambda infos, dones: returns.extend(i["episode"]["r"] for i, d in zip(infos, dones) if d)
+    trainer.on_step = lambda infos, dones: returns.extend(i["episode_metrics"]["agent_return"] for i, d in zip(infos, dones) if d)
     for _ in range(25):
         trainer.collect_rollouts()
         trainer.train()

@@ -80,7 +80,7 @@ def test_full_episode_same_seed_identical(name):
     assert env2.agents == []
     # the run must have been non-trivial: rewards happened (apples or fines)
     assert total_reward != 0.0
-    assert "episode" in out1[4]["agent_0"]
+    assert "episode_metrics" in out1[4]["agent_0"]
 
 
 @pytest.mark.parametrize("name", ["cleanup", "harvest"])
@@ -202,13 +202,14 @@ def test_vecenv_matches_single_envs(name, obs_mode):
                     assert vi["TimeLimit.truncated"] is True
                     assert_obs_equal(vi["terminal_observation"], single_obs(o[a]), f"step {t} terminal obs slot {slot}")
                     assert venv.observation_space.contains(vi["terminal_observation"])
-                    ep = dict(vi["episode"])
-                    assert ep.pop("r") == pytest.approx(returns[b, i])
-                    assert ep.pop("l") == max_cycles
-                    assert_same(ep, info[a]["episode"], f"step {t} episode metrics slot {slot}")
+                    monitor = dict(vi["episode"])  # SB3 Monitor's exact format
+                    assert set(monitor) == {"r", "l", "t"} and isinstance(monitor.pop("t"), float)
+                    assert monitor == {"r": pytest.approx(returns[b, i]), "l": max_cycles}
+                    assert_same(vi["episode_metrics"], info[a]["episode_metrics"], f"step {t} episode metrics slot {slot}")
+                    assert vi["episode_metrics"]["agent_return"] == pytest.approx(returns[b, i])
                 else:
                     assert "terminal_observation" not in vinfos[slot]
-                    assert "episode" not in vinfos[slot]
+                    assert "episode_metrics" not in vinfos[slot] and "episode" not in vinfos[slot]
             if ended:
                 episodes_done += 1
                 returns[b] = 0.0

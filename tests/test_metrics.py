@@ -1,4 +1,4 @@
-"""Social-outcome metrics: hand-computed values, and ``info["episode"]`` agreeing with what a
+"""Social-outcome metrics: hand-computed values, and ``info["episode_metrics"]`` agreeing with what a
 test observes step by step."""
 from __future__ import annotations
 
@@ -146,7 +146,7 @@ def test_social_metrics_dict():
     }
 
 
-# ---- info["episode"] against a step-by-step account --------------------------------------------
+# ---- info["episode_metrics"] against a step-by-step account --------------------------------------------
 def play_and_account(name, seed, max_cycles, action_probs=None, **options):
     """Play one episode with random actions; reconstruct every statistic from the per-step
     rewards and actions only. A step's reward is apple (0/1) - fire (0/1) - 50 * hits, so given
@@ -188,7 +188,7 @@ def play_and_account(name, seed, max_cycles, action_probs=None, **options):
         if open_box is not None and acc["open_step"] < 0 and acts[0] == open_box:
             acc["open_step"] = t - 1  # 0-based index of the step (see test_rules_dynamics)
         if env.agents:
-            assert all("episode" not in infos[a] for a in env.possible_agents), "episode info before the end"
+            assert all("episode_metrics" not in infos[a] for a in env.possible_agents), "episode info before the end"
         last_infos = infos
     assert t == max_cycles
     return env, acc, last_infos
@@ -197,9 +197,9 @@ def play_and_account(name, seed, max_cycles, action_probs=None, **options):
 def check_common(env, acc, infos):
     N = env.game.num_agents
     T = env.max_cycles
-    ep0 = infos["agent_0"]["episode"]
+    ep0 = infos["agent_0"]["episode_metrics"]
     for i, a in enumerate(env.possible_agents):
-        ep = infos[a]["episode"]
+        ep = infos[a]["episode_metrics"]
         assert ep["agent_return"] == pytest.approx(acc["returns"][i])
         assert {k: v for k, v in ep.items() if k != "agent_return"} == \
                {k: v for k, v in ep0.items() if k != "agent_return"}, "all agents share the episode metrics"
@@ -228,7 +228,7 @@ def test_episode_info_cleanup():
     p = np.array([1, 1, 1, 1, 1, 1, 1, 3, 3], dtype=float)
     env, acc, infos = play_and_account("cleanup_small", seed=4, max_cycles=150, action_probs=p / p.sum())
     check_common(env, acc, infos)
-    ep = infos["agent_0"]["episode"]
+    ep = infos["agent_0"]["episode_metrics"]
     assert sum(ep["hits_taken"]) > 0 and sum(ep["apples_eaten"]) > 0, "the episode should exercise hits and apples"
     assert ep["clean_beams"] == acc["cleans"].astype(int).tolist()
     assert sum(ep["waste_cleaned"]) > 0
@@ -246,7 +246,7 @@ def test_episode_info_harvest():
     p = np.array([1, 1, 1, 1, 1, 1, 1, 2], dtype=float)
     env, acc, infos = play_and_account("harvest", seed=9, max_cycles=120, action_probs=p / p.sum())
     check_common(env, acc, infos)
-    ep = infos["agent_0"]["episode"]
+    ep = infos["agent_0"]["episode_metrics"]
     assert sum(ep["apples_eaten"]) > 0
     cells = env.game.layout.apple_cells
     assert ep["apples_left"] == int(np.count_nonzero(env.engine.grid[0, cells[:, 0], cells[:, 1]] == C.APPLE))
@@ -257,7 +257,7 @@ def test_episode_info_harvest():
 def test_episode_info_box_trapped(seed):
     env, acc, infos = play_and_account("box_trapped", seed=seed, max_cycles=40)
     check_common(env, acc, infos)
-    ep = infos["agent_1"]["episode"]
+    ep = infos["agent_1"]["episode_metrics"]
     assert ep["box_open_step"] == acc["open_step"]
     assert ep["box_opened"] is (acc["open_step"] >= 0)
     assert ep["beams_fired"] == [0, 0] and ep["hits_taken"] == [0, 0]
@@ -268,7 +268,7 @@ def test_episode_info_no_beams_is_peaceful():
     p = np.array([1, 1, 1, 1, 1, 1, 1, 0], dtype=float)
     env, acc, infos = play_and_account("harvest_small", seed=3, max_cycles=60, action_probs=p / p.sum())
     check_common(env, acc, infos)
-    ep = infos["agent_0"]["episode"]
+    ep = infos["agent_0"]["episode_metrics"]
     assert ep["peace"] == env.game.num_agents
     assert ep["returns"] == [float(a) for a in ep["apples_eaten"]]
 
@@ -285,8 +285,9 @@ def test_vecenv_episode_info_matches_metrics():
     assert d.all()
     N = venv.num_agents
     for slot, info in enumerate(infos):
-        ep = info["episode"]
-        assert ep["r"] == pytest.approx(ret[slot]) and ep["l"] == 30
+        ep = info["episode_metrics"]
+        assert info["episode"]["r"] == pytest.approx(ret[slot]) and info["episode"]["l"] == 30
+        assert ep["agent_return"] == pytest.approx(ret[slot]) and ep["episode_length"] == 30
         world = ret[(slot // N) * N:(slot // N + 1) * N]
         assert ep["returns"] == pytest.approx(world.tolist())
         assert ep["collective_return"] == pytest.approx(world.sum())

@@ -112,7 +112,7 @@ def test_beams_and_hits_counted_in_episode_metrics():
     s.step("FIRE", "STAY")
     _, _, _, trunc, info = s.step("STAY", "STAY")
     assert all(trunc.values())
-    ep = info["agent_0"]["episode"]
+    ep = info["agent_0"]["episode_metrics"]
     assert ep["beams_fired"] == [1, 0]
     assert ep["hits_taken"] == [0, 1]
     assert ep["hits_given"] == [1, 0]

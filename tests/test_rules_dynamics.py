@@ -176,8 +176,8 @@ def test_open_box_removes_walls_and_records_step():
     info = None
     while env.agents:
         *_, info = act(env, "STAY", "STAY")
-    assert info["agent_1"]["episode"]["box_opened"] is True
-    assert info["agent_1"]["episode"]["box_open_step"] == 2
+    assert info["agent_1"]["episode_metrics"]["box_opened"] is True
+    assert info["agent_1"]["episode_metrics"]["box_open_step"] == 2
 
 
 def test_trapped_agent_starts_facing_up_and_walks_up_to_the_apples_once_released():

@@ -5,7 +5,8 @@ view; in ``obs_mode="dict"`` the per-agent fields are flattened to keys ``"<agen
 (``agent_0/rgb``, ``agent_0/prev_action``, ...), because SB3 rejects nested Dict spaces.
 Action: ``MultiDiscrete`` with one entry per agent. Reward: the collective reward (sum over
 agents); ``info["rewards"]`` holds the per-agent rewards and ``info["extrinsic_reward"]`` the
-same array, ``info["episode"]`` the metrics on the last step.
+same array, and on the last step ``info["episode_metrics"]`` the social-outcome metrics
+(``info["episode"]`` is left to Gymnasium's ``RecordEpisodeStatistics``).
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from ..metrics import INFO_KEY
 from .parallel import SSDParallelEnv
 
 
@@ -57,10 +59,10 @@ class SSDJointEnv(gym.Env):
         obs, rewards, _, truncations, infos = self.par.step({ag: a[i] for i, ag in enumerate(self.agents)})
         r = np.array([rewards[ag] for ag in self.agents], dtype=np.float64)
         info: dict[str, Any] = {"rewards": r, "extrinsic_reward": r.copy()}
-        if "episode" in infos[self.agents[0]]:
-            episode = dict(infos[self.agents[0]]["episode"])
+        if INFO_KEY in infos[self.agents[0]]:
+            episode = dict(infos[self.agents[0]][INFO_KEY])
             episode.pop("agent_return", None)  # per-agent; the joint env has all in "returns"
-            info["episode"] = episode
+            info[INFO_KEY] = episode
         truncated = bool(truncations[self.agents[0]])
         return self._flatten(obs), float(r.sum()), False, truncated, info
 

@@ -10,6 +10,7 @@ from pettingzoo import ParallelEnv
 
 from ..core.engine import Engine
 from ..games import make_game
+from ..metrics import INFO_KEY
 from ..rendering import Renderer, check_render_mode
 from .spaces import agent_observation_space, check_obs_mode
 
@@ -53,8 +54,10 @@ class SSDParallelEnv(ParallelEnv, EzPickle):
             ``beams_visible``, and the game-specific ones; see the game classes).
 
     Every step returns, per agent, ``info["extrinsic_reward"]`` (the game's reward, which
-    reward wrappers leave untouched), and on the episode's last step ``info["episode"]`` with
-    the social-outcome metrics (see :mod:`ssd_gym.metrics`).
+    reward wrappers leave untouched). The episode's last step (a time-limit truncation) adds
+    ``info["episode_metrics"]``, the social-outcome metrics (:mod:`ssd_gym.metrics`) plus
+    ``agent_return``, and ``info["TimeLimit.truncated"] = True``, the flag SB3 reads (through
+    SuperSuit's vec env) to bootstrap the value at a time limit rather than treat it as a terminal.
     """
 
     metadata = {"render_modes": ["human", "rgb_array"], "name": "ssd_v0", "is_parallelizable": True,
@@ -144,7 +147,8 @@ class SSDParallelEnv(ParallelEnv, EzPickle):
         if done:
             m = self.engine.episode_metrics(0)
             for i, a in enumerate(self.agents):
-                infos[a]["episode"] = dict(m, agent_return=m["returns"][i])
+                infos[a][INFO_KEY] = dict(m, agent_return=m["returns"][i])
+                infos[a]["TimeLimit.truncated"] = True
         terminations = {a: False for a in self.agents}
         truncations = {a: done for a in self.agents}
         if done:

@@ -2,6 +2,7 @@
 arrays. Slot ``b * N + i`` is agent i of world b."""
 from __future__ import annotations
 
+import time
 from typing import Any, Sequence
 
 import numpy as np
@@ -10,6 +11,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnv
 
 from ..core.engine import Engine
 from ..games import make_game
+from ..metrics import INFO_KEY
 from .parallel import agent_ids
 from .spaces import agent_observation_space, check_obs_mode
 
@@ -19,8 +21,11 @@ class SSDVecEnv(VecEnv):
 
     * ``step`` takes int[B*N] actions; worlds whose episode ends are reset at once (SB3
       convention): their slots get ``done=True``, ``info["terminal_observation"]``,
-      ``info["TimeLimit.truncated"]=True`` and ``info["episode"]`` = ``{"r", "l"}`` plus the
-      episode's social-outcome metrics; the returned observation is the new episode's first.
+      ``info["TimeLimit.truncated"]=True``, ``info["episode_metrics"]`` (the episode's social-outcome
+      metrics plus ``agent_return``) and ``info["episode"]`` in SB3 Monitor's exact format
+      ``{"r", "l", "t"}`` (slot return, length, seconds since construction), so that SB3 logs
+      ``ep_rew_mean`` without a ``VecMonitor`` (one overwrites it with its own); the returned
+      observation is the new episode's first.
     * ``info["extrinsic_reward"]`` holds each slot's game reward (wrappers keep it).
     * ``seed(s)`` seeds world b with ``s + b``: world b then replays exactly what
       ``parallel_env(...).reset(seed=s + b)`` does with the same actions.
@@ -42,6 +47,7 @@ class SSDVecEnv(VecEnv):
         self._actions: np.ndarray | None = None
         self._seeds: list[int | None] = [None] * self.num_worlds
         self._seeded = False
+        self._t_start = time.time()
 
     # ---- helpers ---------------------------------------------------------------------------
     def _flat_obs(self):
@@ -108,14 +114,15 @@ class SSDVecEnv(VecEnv):
         if done_worlds.any():
             terminal = self._flat_obs()
             N = self.num_agents
+            elapsed = round(time.time() - self._t_start, 6)
             for b in np.flatnonzero(done_worlds):
                 m = self.engine.episode_metrics(int(b))
                 for i in range(N):
                     slot = int(b) * N + i
                     infos[slot]["terminal_observation"] = self._slot_obs(terminal, slot)
                     infos[slot]["TimeLimit.truncated"] = True
-                    infos[slot]["episode"] = dict(m, r=m["returns"][i], l=m["episode_length"],
-                                                  agent_return=m["returns"][i])
+                    infos[slot][INFO_KEY] = dict(m, agent_return=m["returns"][i])
+                    infos[slot]["episode"] = {"r": m["returns"][i], "l": m["episode_length"], "t": elapsed}
             self.engine.reset(done_worlds)
         return self._flat_obs(), rewards, dones, infos
 

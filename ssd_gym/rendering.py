@@ -150,14 +150,40 @@ def _frame(env, with_views: bool) -> np.ndarray:
     return np.concatenate([pad(frame), np.zeros((4, width, 3), np.uint8), pad(row)], axis=0)
 
 
-def write_video(frames: list[np.ndarray], path: str, fps: int = 8) -> str:
+def check_video_path(path) -> str:
+    """Return ``path``'s lower-case extension if this module can write it, else raise a
+    ValueError (or an ImportError for ``.mp4`` without imageio-ffmpeg). Call it before playing
+    anything, so that a bad path fails before the work it would have saved."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValueError(f"video path must be a str or os.PathLike, got {type(path).__name__}")
+    ext = os.path.splitext(os.fspath(path))[1].lower()
+    if ext not in (".gif", ".mp4"):
+        raise ValueError(f"video path must end in .gif or .mp4, got {os.fspath(path)!r}")
+    if ext == ".mp4":
+        try:
+            import imageio_ffmpeg  # noqa: F401
+        except ImportError as exc:
+            raise ImportError("writing .mp4 needs imageio-ffmpeg: pip install 'ssd-gym[video]' "
+                              "(or write a .gif)") from exc
+    return ext
+
+
+def write_video(frames: list[np.ndarray], path: str, fps: int = 8, min_side: int = 256) -> str:
     """Write frames to ``path``: ``.gif`` (imageio + Pillow) or ``.mp4`` (needs imageio-ffmpeg,
-    ``pip install "ssd-gym[video]"``). Returns the path."""
+    ``pip install "ssd-gym[video]"``). Frames whose short side is under ``min_side`` pixels are
+    enlarged by the smallest whole factor that reaches it (nearest neighbour, so cells stay sharp);
+    ``min_side=0`` writes them as they are. Returns the path."""
     import imageio.v3 as iio
 
+    ext = check_video_path(path)
+    if isinstance(min_side, bool) or not isinstance(min_side, (int, np.integer)) or min_side < 0:
+        raise ValueError(f"min_side must be a non-negative integer, got {min_side!r}")
     if not frames:
         raise ValueError("no frames to write")
-    ext = os.path.splitext(path)[1].lower()
+    short = min(frames[0].shape[:2])
+    factor = -(-int(min_side) // short) if short < min_side else 1
+    if factor > 1:
+        frames = [np.repeat(np.repeat(f, factor, axis=0), factor, axis=1) for f in frames]
     if ext == ".gif":
         arr = np.stack(frames)
         # Pillow merges identical consecutive GIF frames; nudge one bit of one pixel of each
@@ -168,25 +194,20 @@ def write_video(frames: list[np.ndarray], path: str, fps: int = 8) -> str:
             idx = np.flatnonzero(same) + 1
             arr[idx, 0, 0, 2] ^= (idx % 2 + 1).astype(np.uint8)
         iio.imwrite(path, arr, duration=1000.0 / fps, loop=0)
-    elif ext == ".mp4":
-        try:
-            import imageio_ffmpeg  # noqa: F401
-        except ImportError as exc:
-            raise ImportError("writing .mp4 needs imageio-ffmpeg: pip install 'ssd-gym[video]' "
-                              "(or write a .gif)") from exc
+    else:
         # yuv420p needs even sizes
         arr = np.stack(frames)
         h, w = arr.shape[1] - arr.shape[1] % 2, arr.shape[2] - arr.shape[2] % 2
         import imageio.v2 as iio2
 
         iio2.mimwrite(path, list(arr[:, :h, :w]), fps=fps, macro_block_size=1)
-    else:
-        raise ValueError(f"video path must end in .gif or .mp4, got {path!r}")
     return path
 
 
 def save_episode_video(env, path: str, policy=None, seed: int | None = None, fps: int = 8,
-                       max_steps: int | None = None, with_views: bool = False) -> str:
-    """Play one episode with ``policy`` (see :func:`record_episode`) and write it to GIF/MP4."""
+                       max_steps: int | None = None, with_views: bool = False, min_side: int = 256) -> str:
+    """Play one episode with ``policy`` (see :func:`record_episode`) and write it to GIF/MP4,
+    enlarged to at least ``min_side`` pixels on its short side (see :func:`write_video`)."""
+    check_video_path(path)
     return write_video(record_episode(env, policy, seed=seed, max_steps=max_steps, with_views=with_views),
-                       path, fps=fps)
+                       path, fps=fps, min_side=min_side)

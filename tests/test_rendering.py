@@ -154,15 +154,37 @@ def test_gif_from_per_agent_policy(tmp_path):
     assert out == str(path) and path.stat().st_size > 0
     frames, durations = read_gif(path)
     steps = 7
-    assert frames.shape[0] == steps + 1
-    assert frames.shape[1:3] == (env.game.layout.height * 4, env.game.layout.width * 4)
+    H, W = env.game.layout.height * 4, env.game.layout.width * 4
+    factor = -(-256 // min(H, W))  # enlarged by a whole factor to >= 256 px on the short side
+    assert factor > 1 and frames.shape[0] == steps + 1
+    assert frames.shape[1:3] == (H * factor, W * factor) and min(frames.shape[1:3]) >= 256
     assert len(calls) == steps * 3 and set(calls) == set(env.possible_agents)
     assert all(d == pytest.approx(100, abs=10) for d in durations)
     # the frames are the episode's: replay it and compare
     expected = ssd_gym.record_episode(env, lambda a, o: 5, seed=3)
     assert len(expected) == steps + 1
     for k in (0, steps):
-        assert np.array_equal(frames[k][..., :3], expected[k])
+        big = np.repeat(np.repeat(expected[k], factor, 0), factor, 1)
+        assert np.array_equal(frames[k][..., :3], big)
+
+
+@pytest.mark.parametrize("name", ALL_GAMES)
+def test_default_videos_are_big_enough_to_see(tmp_path, name):
+    env = ssd_gym.parallel_env(name, render_mode="rgb_array", max_cycles=1)
+    frames, _ = read_gif(ssd_gym.save_episode_video(env, str(tmp_path / "ep.gif"), seed=0))
+    assert min(frames.shape[1:3]) >= 256
+    raw = env.render()
+    # never shrunk and only enlarged by a whole factor, so cells stay sharp squares
+    assert frames.shape[1] % raw.shape[0] == 0 and frames.shape[1] // raw.shape[0] == frames.shape[2] // raw.shape[1]
+
+
+def test_min_side_zero_writes_frames_as_they_are(tmp_path):
+    env = ssd_gym.parallel_env("box_trapped", render_mode="rgb_array", render_scale=2, max_cycles=2)
+    frames, _ = read_gif(ssd_gym.save_episode_video(env, str(tmp_path / "ep.gif"), seed=0, min_side=0))
+    assert frames.shape[1:3] == env.render().shape[:2]
+    with pytest.raises(ValueError, match=r"min_side must be a non-negative integer"):
+        ssd_gym.write_video([env.render()], str(tmp_path / "x.gif"), min_side=-1)
+    assert not (tmp_path / "x.gif").exists()
 
 
 def test_gif_from_joint_policy_and_max_steps(tmp_path):
@@ -255,8 +277,10 @@ def test_bad_scale_raises(scale):
 
 def test_bad_video_calls(tmp_path):
     env = ssd_gym.parallel_env("box_trapped", render_mode="rgb_array", max_cycles=2)
+    played = []
     with pytest.raises(ValueError, match=r"must end in .gif or .mp4, got '.*ep.avi'"):
-        ssd_gym.save_episode_video(env, str(tmp_path / "ep.avi"), seed=0)
+        ssd_gym.save_episode_video(env, str(tmp_path / "ep.avi"), policy=lambda a, o: played.append(a) or 4, seed=0)
+    assert played == [] and env.agents == []  # refused before playing (the env was never reset)
     with pytest.raises(ValueError, match=r"no frames to write"):
         ssd_gym.write_video([], str(tmp_path / "x.gif"))
     no_render = ssd_gym.parallel_env("box_trapped", max_cycles=2)

@@ -7,6 +7,7 @@ from pettingzoo.utils import wrappers
 from pettingzoo.utils.conversions import parallel_to_aec
 
 from .envs.parallel import SSDParallelEnv
+from .envs.spaces import check_action
 
 
 def parallel_env(name: str = "cleanup", **options: Any) -> SSDParallelEnv:
@@ -19,10 +20,22 @@ def raw_env(name: str = "cleanup", **options: Any):
     return parallel_to_aec(parallel_env(name, **options))
 
 
+class CheckedActions(wrappers.BaseWrapper):
+    """Refuses a bad action at once, with the parallel env's message (PettingZoo's
+    ``AssertOutOfBoundsWrapper`` raises a bare ``AssertionError``; and without a check here the
+    AEC env would only see the action when the last agent of the cycle has acted)."""
+
+    def step(self, action) -> None:
+        agent = self.agent_selection
+        if action is None and (self.terminations[agent] or self.truncations[agent]):
+            return super().step(None)  # PettingZoo's "dead step" of a finished agent
+        return super().step(check_action(action, self.action_space(agent).n, agent))
+
+
 def env(name: str = "cleanup", **options: Any):
-    """The AEC env, wrapped like PettingZoo's own envs (action bounds, call order)."""
+    """The AEC env, wrapped like PettingZoo's own envs (action checks, call order)."""
     e = raw_env(name, **options)
-    e = wrappers.AssertOutOfBoundsWrapper(e)
+    e = CheckedActions(e)
     e = wrappers.OrderEnforcingWrapper(e)
     return e
 

@@ -7,6 +7,7 @@ before, and the next valid step must produce exactly what the twin produces.
 from __future__ import annotations
 
 import copy
+import re
 import warnings
 
 import gymnasium as gym
@@ -311,15 +312,138 @@ def test_bad_action_aec():
     with pytest.raises(AssertionError, match=r"reset\(\) needs to be called before step"):
         env.step(0)
     env.reset(seed=0)
+    twin = ssd_gym.env(GAME, max_cycles=4)
+    twin.reset(seed=0)
+    env.step(1)  # the first agent has acted: a bad action for the second must not lose it
+    twin.step(1)
     before = engine_snapshot(env.unwrapped.engine)
-    for bad in (-1, 9, 1.5):
-        with pytest.raises(AssertionError, match=r"action is not in action space"):
+    for bad, exc, match in [(-1, ValueError, r"action for agent_1 is out of range: -1 not in \[0, 9\)"),
+                            (9, ValueError, r"out of range: 9"),
+                            (1.5, TypeError, r"action for agent_1 must be an integer in \[0, 9\), got float 1.5"),
+                            (np.float64(2.0), TypeError, r"got float64 2.0"),
+                            (True, TypeError, r"got bool True"),
+                            (None, TypeError, r"got NoneType None")]:  # None only for finished agents
+        with pytest.raises(exc, match=match):
             env.step(bad)
     assert_snapshot_equal(engine_snapshot(env.unwrapped.engine), before)
-    assert env.agent_selection == "agent_0"
-    for _ in range(3):
-        env.step(0)
+    assert env.agent_selection == "agent_1"
+    for e in (env, twin):
+        e.step(np.int64(2))
+        e.step(np.array(3))
     assert env.unwrapped.engine.t[0] == 1
+    assert_snapshot_equal(engine_snapshot(env.unwrapped.engine), engine_snapshot(twin.unwrapped.engine))
+    steps = 0
+    while env.agents and steps < 20:  # finish the episode: finished agents take the None "dead step"
+        env.step(None if env.truncations[env.agent_selection] else 0)
+        steps += 1
+    assert env.agents == [] and steps == 3 * 3 + 3 and env.unwrapped.engine.t[0] == 4
+
+
+# ---- one rule for actions and seeds on every face ------------------------------------------------
+def _first_error(face: str, value):
+    """Step ``value`` as agent_0's (slot 0's) action on ``face``; return the error or None."""
+    others = [1, 2]
+    try:
+        if face == "aec":
+            e = ssd_gym.env(GAME, max_cycles=3)
+            e.reset(seed=0)
+            e.step(value)
+        elif face == "parallel":
+            e = ssd_gym.parallel_env(GAME, max_cycles=3)
+            e.reset(seed=0)
+            e.step({"agent_0": value, "agent_1": 1, "agent_2": 2})
+        elif face == "gym":
+            e = gym.make("SSD/CleanupSmall-v0", max_cycles=3).unwrapped
+            e.reset(seed=0)
+            e.step(np.array([value] + others, dtype=object))
+        else:
+            e = ssd_gym.vector_env(GAME, 1, max_cycles=3)
+            e.reset()
+            e.step(np.array([value] + others, dtype=object) if not isinstance(value, np.ndarray)
+                   else np.concatenate([value.reshape(1), np.array(others, dtype=value.dtype)]))
+    except Exception as exc:  # noqa: BLE001 - the test compares what each face raised
+        return exc
+    return None
+
+
+FACES = ["aec", "parallel", "gym", "vector"]
+GOOD_ACTIONS = [3, np.int64(3), np.int8(3), np.uint8(3), np.array(3)]
+BAD_ACTION_VALUES = [(-1, ValueError, r"out of range: -1 not in \[0, 9\)"),
+                     (9, ValueError, r"out of range: 9 not in \[0, 9\)"),
+                     (np.int64(12), ValueError, r"out of range: 12 not in \[0, 9\)"),
+                     (2.0, TypeError, r"must be an integer in \[0, 9\), got float 2.0"),
+                     (np.float32(2.0), TypeError, r"must be an integer in \[0, 9\), got float32 2.0"),
+                     (np.array(2.0), TypeError, r"must be an integer in \[0, 9\), got float64 2.0"),
+                     (True, TypeError, r"must be an integer in \[0, 9\), got bool True"),
+                     ("1", TypeError, r"must be an integer in \[0, 9\), got str '1'")]
+
+
+@pytest.mark.parametrize("face", FACES)
+@pytest.mark.parametrize("value", GOOD_ACTIONS, ids=lambda v: f"{type(v).__name__}")
+def test_every_face_accepts_the_same_actions(face, value):
+    assert _first_error(face, value) is None
+
+
+@pytest.mark.parametrize("value,exc,match", BAD_ACTION_VALUES, ids=lambda v: repr(v)[:20])
+def test_every_face_refuses_the_same_actions_with_the_same_message(value, exc, match):
+    errors = {face: _first_error(face, value) for face in FACES}
+    for face, err in errors.items():
+        assert isinstance(err, exc), (face, err)
+        assert re.search(match, str(err)), (face, str(err))
+    # the same words, up to who acted ("agent_0" on the per-agent faces, "slot 0" on the VecEnv)
+    assert len({str(e).replace("slot 0", "agent_0") for e in errors.values()}) == 1, errors
+
+
+SEED_FACES = {
+    "parallel": lambda: ssd_gym.parallel_env(GAME, max_cycles=3),
+    "aec": lambda: ssd_gym.env(GAME, max_cycles=3),
+    "gym": lambda: gym.make("SSD/CleanupSmall-v0", max_cycles=3),
+}
+
+
+def _obs_after_reset(face, seed):
+    if face == "vector":
+        v = ssd_gym.vector_env(GAME, 2, max_cycles=3)
+        v.seed(seed)
+        return v.reset()
+    e = SEED_FACES[face]()
+    out = e.reset(seed=seed)
+    return e.observe("agent_0") if face == "aec" else out[0]
+
+
+@pytest.mark.parametrize("face", [*SEED_FACES, "vector"])
+@pytest.mark.parametrize("seed", [np.int64(3), np.uint32(3), np.int8(3), np.array(3)], ids=lambda s: type(s).__name__)
+def test_numpy_integer_seeds_match_python_ones(face, seed):
+    assert_same(_obs_after_reset(face, seed), _obs_after_reset(face, 3))
+
+
+@pytest.mark.parametrize("face", [*SEED_FACES, "vector"])
+@pytest.mark.parametrize("seed,exc,match", [(-1, ValueError, r"seed must be None or a non-negative integer, got -1"),
+                                             (1.5, TypeError, r"seed must be None or a non-negative integer, got float 1.5"),
+                                             ("3", TypeError, r"got str '3'"),
+                                             (True, TypeError, r"got bool True")], ids=repr)
+def test_bad_seed_is_refused_and_changes_nothing(face, seed, exc, match):
+    if face == "vector":
+        env = ssd_gym.vector_env(GAME, 2, max_cycles=3)
+        env.seed(5)
+        first = env.reset()
+        with pytest.raises(exc, match=match):
+            env.seed(seed)
+        assert_same(env._seeds, [None, None])  # the pending seeds of the last reset are untouched
+        twin = ssd_gym.vector_env(GAME, 2, max_cycles=3)
+        twin.seed(5)
+        assert_same(first, twin.reset())
+        assert_same(env.step(np.zeros(6, dtype=np.int64))[:3], twin.step(np.zeros(6, dtype=np.int64))[:3])
+        return
+    env, twin = SEED_FACES[face](), SEED_FACES[face]()
+    env.reset(seed=5)
+    twin.reset(seed=5)
+    core = env.unwrapped.par.engine if face == "gym" else env.unwrapped.engine
+    before = engine_snapshot(core)
+    with pytest.raises(exc, match=match):
+        env.reset(seed=seed)
+    assert_snapshot_equal(engine_snapshot(core), before)
+    assert_same(env.reset(), twin.reset())  # and the env goes on exactly like its twin
 
 
 # ---- the Gymnasium joint env -------------------------------------------------------------------
@@ -369,12 +493,16 @@ VEC_BAD = [
      r"expected 6 actions \(one per slot\), got shape \(5,\)"),
     ("2d", lambda v: np.zeros((2, 3), dtype=np.int64), ValueError, r"expected 6 actions .*got shape \(2, 3\)"),
     ("scalar", lambda v: np.int64(0), ValueError, r"expected 6 actions .*got shape \(\)"),
-    ("-1", lambda v: np.array([0, 0, 0, -1, 0, 0]), ValueError, r"actions out of range \[0, 9\) at slots \[3\]"),
-    ("A", lambda v: np.array([9, 0, 0, 0, 0, 9]), ValueError, r"out of range \[0, 9\) at slots \[0, 5\]"),
-    ("float", lambda v: np.array([0, 1.5, 0, 0, 0, 0]), TypeError, r"actions must be integers, got dtype float64"),
-    ("nan", lambda v: np.array([0, np.nan, 0, 0, 0, 0]), TypeError, r"actions must be integers"),
-    ("str", lambda v: np.array(["1"] * 6), TypeError, r"actions must be integers, got dtype <U1"),
-    ("bool", lambda v: np.ones(6, dtype=bool), TypeError, r"actions must be integers, got dtype bool"),
+    ("-1", lambda v: np.array([0, 0, 0, -1, 0, 0]), ValueError, r"action for slot 3 is out of range: -1 not in \[0, 9\)"),
+    ("A", lambda v: np.array([0, 9, 0, 0, 0, 9]), ValueError, r"action for slot 1 is out of range: 9 not in \[0, 9\)"),
+    ("float", lambda v: np.array([0, 1.5, 0, 0, 0, 0]), TypeError,
+     r"action for slot 0 must be an integer in \[0, 9\), got float64 0.0"),
+    ("integral float", lambda v: np.arange(6, dtype=np.float32), TypeError, r"must be an integer .*got float32 0.0"),
+    ("nan", lambda v: np.array([0, np.nan, 0, 0, 0, 0]), TypeError, r"must be an integer"),
+    ("str", lambda v: np.array(["1"] * 6), TypeError, r"action for slot 0 must be an integer .*got str_ '1'"),
+    ("bool", lambda v: np.ones(6, dtype=bool), TypeError, r"must be an integer .*got bool True"),
+    ("None", lambda v: np.array([0, 1, None, 0, 0, 0], dtype=object), TypeError,
+     r"action for slot 2 must be an integer .*got NoneType None"),
 ]
 
 
@@ -393,11 +521,12 @@ def test_bad_actions_vecenv(vpair, case, make, exc, match):
         assert [sorted(i) for i in i1] == [sorted(i) for i in i2]
 
 
-def test_vecenv_accepts_integral_floats_and_column_shape(vpair):
+def test_vecenv_accepts_integer_types_and_column_shape(vpair):
     venv, twin = vpair
     a = np.arange(6) % 9
-    assert_same(venv.step(a.astype(np.float32))[:3], twin.step(a)[:3])
+    assert_same(venv.step(a.astype(np.uint8))[:3], twin.step(a)[:3])
     assert_same(venv.step(a.reshape(6, 1))[:3], twin.step(a)[:3])
+    assert_same(venv.step(a.tolist())[:3], twin.step(a)[:3])
 
 
 def test_vecenv_step_before_reset():

@@ -70,10 +70,14 @@ def test_hand_set_moa_pmi_uses_the_realised_next_action_one_step_late():
     assert info["agent_1"]["influence_reward"] == pytest.approx(math.log(0.8 / 0.45), rel=1e-5)
 
 
-def test_supplied_policy_probs_define_the_marginal():
+@pytest.mark.parametrize("kind", ["list", "numpy", "torch", "torch_grad"])
+def test_supplied_policy_probs_define_the_marginal(kind):
     env = hand_set(InfluenceReward(two_agent_env(), train_iters=0))
     env.reset(seed=0)
-    env.set_action_probs({"agent_0": [0.75, 0.25]})
+    given = {"list": lambda p: p, "numpy": np.array,
+             "torch": lambda p: torch.tensor(p),  # a policy's output, still in its graph:
+             "torch_grad": lambda p: torch.softmax(torch.log(torch.tensor(p)).requires_grad_(), -1)}[kind]
+    env.set_action_probs({"agent_0": given([0.75, 0.25])})
     _, _, _, _, info = env.step({"agent_0": 1, "agent_1": 1})
     marg = 0.75 * P[0] + 0.25 * P[1]
     assert info["agent_0"]["influence_reward"] == pytest.approx(kl(P[1], marg), rel=1e-5)

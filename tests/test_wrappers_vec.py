@@ -135,6 +135,30 @@ def test_vec_faces_validate_input():
         w.set_action_probs(-np.ones((4, 3)))
 
 
+def test_vec_set_action_probs_takes_torch_tensors_like_numpy():
+    import torch
+
+    rewards = {}
+    for kind in ("numpy", "torch"):
+        venv = ToyVecEnv(num_worlds=2, num_agents=2, num_actions=3, max_cycles=5)
+        w = InfluenceRewardVecEnv(venv, train_iters=0, seed=1)
+        w.seed(0)
+        w.reset()
+        rng = np.random.default_rng(0)
+        out = []
+        for _ in range(4):
+            p = rng.dirichlet(np.ones(3), size=4)
+            if kind == "torch":  # a policy's output that still requires grad
+                p = torch.softmax(torch.log(torch.tensor(p)).requires_grad_(), -1)
+            w.set_action_probs(p)
+            _, r, _, infos = w.step(rng.integers(0, 3, 4))
+            out.append([i["influence_reward"] for i in infos])
+        rewards[kind] = np.array(out)
+        assert {i["policy_source"] for i in infos} == {"given"}
+    np.testing.assert_allclose(rewards["torch"], rewards["numpy"], rtol=1e-6)
+    assert np.abs(rewards["numpy"]).sum() > 0
+
+
 def test_vec_faces_on_toy_vecenv_keep_extrinsic_reward():
     venv = ToyVecEnv(num_worlds=2, num_agents=3, num_actions=3, max_cycles=5)
     w = InfluenceRewardVecEnv(InequityAversionVecEnv(ProsocialRewardVecEnv(venv)), train_every=16, bptt=8)

@@ -131,9 +131,18 @@ class ObsReader:
         return img, vis
 
 
+def as_float_array(x) -> np.ndarray:
+    """float64 NumPy array of ``x``; a torch tensor (recognised by ``detach``/``cpu``, so the
+    wrappers need no torch import) is detached from its graph and copied to the CPU first."""
+    if hasattr(x, "detach") and hasattr(x, "cpu"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x, dtype=np.float64)
+
+
 def check_probs(name: str, probs, size: int) -> np.ndarray:
-    """Validate one agent's probability vector: finite, non-negative, right length, sum > 0."""
-    p = np.asarray(probs, dtype=np.float64)
+    """Validate one agent's probability vector: finite, non-negative, right length, sum > 0.
+    NumPy arrays, sequences and torch tensors (detached) are all accepted."""
+    p = as_float_array(probs)
     if p.shape[-1:] != (size,):
         raise ValueError(f"{name}: expected probabilities over {size} choices, got shape {p.shape}")
     if not np.all(np.isfinite(p)) or np.any(p < 0):

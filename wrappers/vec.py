@@ -13,7 +13,7 @@ import numpy as np
 from gymnasium import spaces
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
-from ._base import ObsReader, check_probs, extend_dict_space
+from ._base import ObsReader, as_float_array, check_probs, extend_dict_space
 from .core import (
     check_weight,
     inequity_aversion_rewards,
@@ -161,8 +161,9 @@ class InfluenceRewardVecEnv(InfluenceMixin, VecEnvWrapper):
         self._probs = None
 
     def set_action_probs(self, probs: np.ndarray) -> None:
-        """Policy probabilities ``[num_slots, A]`` for the next step (all-NaN row = not given)."""
-        p = np.asarray(probs, dtype=np.float64)
+        """Policy probabilities ``[num_slots, A]`` for the next step (all-NaN row = not given);
+        a NumPy array or a torch tensor (detached)."""
+        p = as_float_array(probs)
         if p.shape != (self.num_envs, self.num_actions):
             raise ValueError(f"set_action_probs: expected shape {(self.num_envs, self.num_actions)}, got {p.shape}")
         given = ~np.all(np.isnan(p), axis=1)
@@ -178,8 +179,8 @@ class InfluenceRewardVecEnv(InfluenceMixin, VecEnvWrapper):
         return obs
 
     def step_async(self, actions):
+        self.venv.step_async(actions)  # validates first: a refused step leaves no trace here
         self._actions = np.asarray(actions).reshape(-1).astype(np.int64)
-        self.venv.step_async(actions)
 
     def step_wait(self):
         if self._obs is None:

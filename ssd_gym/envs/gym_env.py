@@ -18,6 +18,7 @@ from gymnasium import spaces
 
 from ..metrics import INFO_KEY
 from .parallel import SSDParallelEnv
+from .spaces import check_seed
 
 
 class SSDJointEnv(gym.Env):
@@ -48,6 +49,7 @@ class SSDJointEnv(gym.Env):
         return {f"{a}/{k}": obs[a][k] for a in self.agents for k in self._fields}
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
+        seed = check_seed(seed)
         super().reset(seed=seed)
         obs, _ = self.par.reset(seed=seed, options=options)
         return self._flatten(obs), {}

@@ -12,7 +12,7 @@ from ..core.engine import Engine
 from ..games import make_game
 from ..metrics import INFO_KEY
 from ..rendering import Renderer, check_render_mode
-from .spaces import agent_observation_space, check_obs_mode
+from .spaces import agent_observation_space, check_action, check_obs_mode, check_seed
 
 
 def agent_ids(num_agents: int) -> list[str]:
@@ -31,14 +31,7 @@ def actions_to_array(actions: Any, agents: list[str], index: dict[str, int], num
         raise KeyError(f"missing actions for agent(s) {missing}; every live agent must act each step")
     out = np.empty(len(agents), dtype=np.int64)
     for a in agents:
-        v = actions[a]
-        if isinstance(v, np.ndarray) and v.shape == ():
-            v = v[()]
-        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
-            raise TypeError(f"action for {a} must be an integer in [0, {num_actions}), got {type(v).__name__} {v!r}")
-        if not 0 <= v < num_actions:
-            raise ValueError(f"action for {a} is out of range: {v} not in [0, {num_actions})")
-        out[index[a]] = v
+        out[index[a]] = check_action(actions[a], num_actions, a)
     return out
 
 
@@ -117,6 +110,7 @@ class SSDParallelEnv(ParallelEnv, EzPickle):
 
     # ---- API -----------------------------------------------------------------------------------
     def reset(self, seed: int | None = None, options: dict | None = None):
+        seed = check_seed(seed)
         if seed is not None:
             self.engine.seed_world(0, seed)
         elif not self._has_reset:

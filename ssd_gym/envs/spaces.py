@@ -31,3 +31,33 @@ def check_obs_mode(obs_mode) -> str:
     if obs_mode not in OBS_MODES:
         raise ValueError(f"obs_mode must be one of {OBS_MODES}, got {obs_mode!r}")
     return obs_mode
+
+
+def check_action(value, num_actions: int, who: str) -> int:
+    """One action as a Python int, or a clear error. Every face (AEC, parallel, Gymnasium,
+    VecEnv) accepts the same values: Python ints, NumPy integers and 0-d integer arrays in
+    ``[0, num_actions)``; bools, floats (even integral ones) and strings are refused."""
+    if isinstance(value, np.ndarray) and value.shape == ():
+        value = value[()]
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        shown = value.item() if isinstance(value, np.generic) else value
+        raise TypeError(f"action for {who} must be an integer in [0, {num_actions}), "
+                        f"got {type(value).__name__} {shown!r}")
+    if not 0 <= value < num_actions:
+        raise ValueError(f"action for {who} is out of range: {value} not in [0, {num_actions})")
+    return int(value)
+
+
+def check_seed(seed) -> int | None:
+    """``None`` or a non-negative integer (Python or NumPy) as a Python int, or a clear error;
+    Gymnasium's seeding only takes Python ints, so NumPy integers are converted here."""
+    if seed is None:
+        return None
+    if isinstance(seed, np.ndarray) and seed.shape == ():
+        seed = seed[()]
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        shown = seed.item() if isinstance(seed, np.generic) else seed
+        raise TypeError(f"seed must be None or a non-negative integer, got {type(seed).__name__} {shown!r}")
+    if seed < 0:
+        raise ValueError(f"seed must be None or a non-negative integer, got {seed}")
+    return int(seed)

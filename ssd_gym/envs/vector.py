@@ -13,7 +13,7 @@ from ..core.engine import Engine
 from ..games import make_game
 from ..metrics import INFO_KEY
 from .parallel import agent_ids
-from .spaces import agent_observation_space, check_obs_mode
+from .spaces import agent_observation_space, check_action, check_obs_mode, check_seed
 
 
 class SSDVecEnv(VecEnv):
@@ -80,6 +80,7 @@ class SSDVecEnv(VecEnv):
 
     def seed(self, seed: int | None = None) -> Sequence[None | int]:
         """Seed world b with ``seed + b`` at the next ``reset()``."""
+        seed = check_seed(seed)
         if seed is None:
             seed = int(np.random.SeedSequence().generate_state(1)[0])
         self._seeds = [seed + b for b in range(self.num_worlds)]
@@ -90,15 +91,14 @@ class SSDVecEnv(VecEnv):
         a = np.asarray(actions)
         if a.shape != (self.num_envs,) and a.shape != (self.num_envs, 1):
             raise ValueError(f"expected {self.num_envs} actions (one per slot), got shape {a.shape}")
-        if a.dtype.kind not in "iu":
-            if a.dtype.kind == "f" and np.all(a == np.round(a)):
-                a = a.astype(np.int64)
-            else:
-                raise TypeError(f"actions must be integers, got dtype {a.dtype}")
+        flat = a.reshape(-1)
+        if a.dtype.kind not in "iu":  # same rules and messages as the other faces (floats refused)
+            for i, v in enumerate(flat.tolist() if a.dtype.kind == "O" else flat):
+                check_action(v, self.num_actions, f"slot {i}")
+        bad = np.flatnonzero((flat < 0) | (flat >= self.num_actions))
+        if bad.size:
+            check_action(flat[bad[0]], self.num_actions, f"slot {bad[0]}")
         a = a.reshape(self.num_worlds, self.num_agents).astype(np.int64, copy=False)
-        if a.min() < 0 or a.max() >= self.num_actions:
-            bad = np.flatnonzero((a.ravel() < 0) | (a.ravel() >= self.num_actions))
-            raise ValueError(f"actions out of range [0, {self.num_actions}) at slots {bad[:10].tolist()}")
         self._actions = a
 
     def step_wait(self):

@@ -27,6 +27,8 @@ from typing import Any
 
 import yaml
 
+from baselines.cli import parse_int
+
 CONFIG_DIR = Path(__file__).parent / "configs"
 
 #: Games the zoo knows; ``fake`` is the tiny test stand-in in :mod:`baselines.fake_env`.
@@ -226,14 +228,31 @@ def load_agent_config(agent: str, game: str, overrides: list[str] | None = None)
             parsed = yaml.safe_load(value)
         except yaml.YAMLError as exc:
             raise ConfigError(f"override {item!r}: bad value: {exc}") from None
-        node = merged
         parts = key.strip().split(".")
+        _check_override_key(item, parts)
+        node = merged
         for part in parts[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override {item!r}: {part} is not a section")
         node[parts[-1]] = parsed
-    return from_dict(merged, source=str(path))
+    # a bad value may come from the file or from an override: name both
+    return from_dict(merged, source=f"{path} + overrides" if overrides else str(path))
+
+
+def _check_override_key(item: str, parts: list[str]) -> None:
+    """An override's dotted key must name a field of :class:`AgentConfig` (checked against the
+    dataclasses, so a typo is reported as the override's, not as the config file's)."""
+    cls: Any = AgentConfig
+    for depth, part in enumerate(parts):
+        where = f"in {'.'.join(parts[:depth])}" if depth else "at the top level"
+        if cls is None:
+            raise ConfigError(f"override {item!r}: {'.'.join(parts[:depth])} is not a section")
+        names = [f.name for f in dataclasses.fields(cls)]
+        if part not in names:
+            raise ConfigError(f"override {item!r}: unknown key {part!r} {where}; valid keys there: {', '.join(names)}")
+        tp = typing.get_type_hints(cls)[part]
+        cls = tp if dataclasses.is_dataclass(tp) else None
 
 
 def from_dict(data: dict[str, Any], source: str = "config") -> AgentConfig:
@@ -349,8 +368,13 @@ def _coerce(tp: Any, value: Any, source: str, key: str) -> Any:
         if not isinstance(value, bool):
             raise ConfigError(f"{source}: {key}: expected true/false, got {value!r}")
         return value
-    if tp in (int, float) and isinstance(value, str):
-        # YAML 1.1 reads "4e7" (no dot) as a string; accept any numeric spelling
+    if tp is int and isinstance(value, str):
+        # YAML 1.1 reads "4e7" (no dot) as a string; the commands' integer spellings are accepted
+        try:
+            value = parse_int(value)
+        except ValueError:
+            raise ConfigError(f"{source}: {key}: expected an integer, got {value!r}") from None
+    if tp is float and isinstance(value, str):
         try:
             value = float(value)
         except ValueError:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ import torch as th
 from stable_baselines3.common.utils import obs_as_tensor
 
 from baselines.checkpoint import atomic_write_json, latest_checkpoint, load_state, restore_learners
+from baselines.cli import integer, report
 from baselines.config import ConfigError, from_dict
 from baselines.envs import METRIC_TITLES, METRICS, base_of, influence_wrapper, make_env
 from baselines.lockstep import as_learner_obs, make_learners, policy_step, slot_groups, take
@@ -49,18 +51,59 @@ def mean_ci95(values: list[float]) -> tuple[float, float]:
     return float(v.mean()), float(t95(len(v)) * v.std(ddof=1) / math.sqrt(len(v)))
 
 
+#: the run.json arguments that restore_players rebuilds the env from
+RUN_ARGS = ("game", "num_worlds", "total_steps", "num_agents", "max_cycles")
+
+
 def load_run(run_dir: str | Path, checkpoint: str | Path | None = None):
-    """(run.json contents, resolved config, checkpoint dir, checkpoint state) of a training run."""
+    """(run.json contents, resolved config, checkpoint dir, checkpoint state) of a training run;
+    ConfigError if ``run_dir`` is not a run with a complete checkpoint."""
     run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ConfigError(f"run dir {run_dir} does not exist" if not run_dir.exists() else f"{run_dir} is not a directory")
     info_path = run_dir / "run.json"
     if not info_path.exists():
         raise ConfigError(f"{run_dir} is not a training run directory (no run.json)")
-    info = json.loads(info_path.read_text())
-    cfg = from_dict(info["config"], source=str(info_path))
+    try:
+        info = json.loads(info_path.read_text())
+        cfg = from_dict(info["config"], source=str(info_path))
+        missing = [k for k in RUN_ARGS if k not in info["args"]]
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{info_path} is damaged ({type(exc).__name__}: {exc})") from None
+    if missing:
+        raise ConfigError(f"{info_path} is damaged (args lack {', '.join(missing)})")
     ckpt = Path(checkpoint) if checkpoint else latest_checkpoint(run_dir)
+    if checkpoint and not (ckpt / "state.json").exists():
+        raise ConfigError(f"--checkpoint {checkpoint} is not a complete checkpoint directory (no state.json)")
     if ckpt is None or not (ckpt / "state.json").exists():
         raise ConfigError(f"{run_dir} has no complete checkpoint yet")
     return info, cfg, ckpt, load_state(ckpt)
+
+
+def check_output_file(path: str | Path, flag: str) -> Path:
+    """A file written at the end of the work (``--video``, ``--json``): refuse up front a path that
+    is a directory or lies under a file or an unwritable directory, so the work is not wasted.
+    Missing parent directories are fine (they are created when the file is written)."""
+    p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"{flag} {path}: is a directory")
+    parent = next(a for a in p.absolute().parents if a.exists())  # the nearest existing ancestor
+    if not parent.is_dir():
+        raise ConfigError(f"{flag} {path}: {parent} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"{flag} {path}: {parent} is not writable")
+    return p
+
+
+def check_video(path: str | Path) -> None:
+    """``--video``: a suffix (and, for .mp4, a codec) ssd_gym can write, at a writable place."""
+    from ssd_gym.rendering import check_video_path
+
+    try:
+        check_video_path(path)
+    except (ValueError, ImportError) as exc:
+        raise ConfigError(f"--video {path}: {exc}") from None
+    check_output_file(path, "--video")
 
 
 @dataclass
@@ -109,13 +152,24 @@ def restore_players(loaded: tuple, num_worlds: int, seed: int, learner_seed: int
 def evaluate_run(run_dir: str | Path, episodes: int = 10, seed: int = 12345, deterministic: bool = False,
                  num_worlds: int | None = None, checkpoint: str | Path | None = None,
                  video: str | Path | None = None, record_influence: bool = False) -> dict[str, Any]:
-    """Play ``episodes`` episodes with a run's checkpoint; returns per-episode records and a summary."""
+    """Play ``episodes`` episodes with a run's checkpoint; returns per-episode records and a summary.
+
+    Every argument is checked before anything is played (ConfigError naming the problem)."""
     if episodes < 1:
         raise ConfigError(f"episodes must be >= 1, got {episodes}")
+    if num_worlds is not None and num_worlds < 1:
+        raise ConfigError(f"num_worlds must be >= 1, got {num_worlds}")
+    if seed < 0:
+        raise ConfigError(f"seed must be >= 0, got {seed}")
+    if video:
+        check_video(video)
     info, cfg, ckpt, state = loaded = load_run(run_dir, checkpoint)
     a = info["args"]
     num_worlds = int(num_worlds or min(episodes, a["num_worlds"]))
-    players = restore_players(loaded, num_worlds, seed)
+    try:
+        players = restore_players(loaded, num_worlds, seed)
+    except FileNotFoundError as exc:  # a learner file of the checkpoint is missing
+        raise ConfigError(str(exc)) from None
     venv, infl, groups = players.venv, players.infl, players.groups
     n_agents = int(venv.num_agents)
 
@@ -202,6 +256,7 @@ def _frame(base) -> np.ndarray:
 
 
 def _write_video(frames: list[np.ndarray], path: str, fps: int = 8) -> str:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)  # check_output_file allowed missing parents
     try:
         from ssd_gym.rendering import write_video
     except ImportError:  # pragma: no cover - ssd_gym always ships it
@@ -216,9 +271,9 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ssd-eval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dir", help="a training run directory (holds run.json and checkpoints/)")
     p.add_argument("--checkpoint", default=None, help="a checkpoint directory (default: the newest)")
-    p.add_argument("--episodes", type=int, default=10)
-    p.add_argument("--seed", type=int, default=12345)
-    p.add_argument("--num-worlds", type=int, default=None)
+    p.add_argument("--episodes", type=integer, default=10)
+    p.add_argument("--seed", type=integer, default=12345)
+    p.add_argument("--num-worlds", type=integer, default=None)
     p.add_argument("--greedy", action="store_true", help="argmax actions instead of sampling")
     p.add_argument("--video", default=None, help="write the first episode to this .gif / .mp4")
     p.add_argument("--json", default=None, help="also write all episode records to this JSON file")
@@ -226,14 +281,15 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ns = parser().parse_args(argv)
+    ns = parser().parse_args(argv)  # bad flags and numbers: argparse prints the error and exits 2
     th.set_num_threads(1)
     try:
+        if ns.json:
+            check_output_file(ns.json, "--json")
         res = evaluate_run(ns.run_dir, episodes=ns.episodes, seed=ns.seed, deterministic=ns.greedy,
                            num_worlds=ns.num_worlds, checkpoint=ns.checkpoint, video=ns.video)
     except ConfigError as exc:
-        print(f"ssd-eval: error: {exc}", file=sys.stderr)
-        return 2
+        return report("ssd-eval", exc)
     print(markdown_table(res))
     if res.get("video"):
         print(f"\nvideo: {res['video']}")

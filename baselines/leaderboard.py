@@ -36,7 +36,8 @@ from typing import Any
 import numpy as np
 
 from baselines.checkpoint import atomic_write_json, atomic_write_text
-from baselines.config import GAMES, ConfigError, check_game, resolve_agent
+from baselines.cli import integer, report
+from baselines.config import GAMES, ConfigError
 from baselines.envs import METRIC_TITLES, METRICS
 
 ZOO = ("a3c", "visible_actions", "prosocial", "inequity_aversion", "influence_moa")
@@ -89,16 +90,13 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(1)
-    from baselines.train import TrainArgs, run_training
+    from baselines.train import run_training
 
     result_path = Path(job["result_path"])
     if result_path.exists():
         return json.loads(result_path.read_text())
-    args = TrainArgs(agent=job["agent"], game=job["game"], total_steps=job["total_steps"], seed=job["seed"],
-                     num_worlds=job["num_worlds"], num_agents=job["num_agents"], max_cycles=job["max_cycles"],
-                     run_dir=job["run_dir"], checkpoint_every=job["checkpoint_every"], overrides=list(job["overrides"]),
-                     progress=False, tensorboard=job.get("tensorboard", True))
-    summary = run_training(args)
+    # run_training locks the run dir: a second board on the same --out stops at a run the first trains
+    summary = run_training(train_args(job))
     final = final_scores(Path(job["run_dir"]) / "progress.csv", job["total_steps"])
     final["steps_to_positive"] = steps_to_positive(Path(job["run_dir"]) / "progress.csv")
     result = {**{k: job[k] for k in ("agent", "game", "seed", "total_steps")}, "final": final,
@@ -106,6 +104,16 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
               "run_dir": job["run_dir"]}
     atomic_write_json(result_path, result)
     return result
+
+
+def train_args(job: dict[str, Any]):
+    """The ``TrainArgs`` of one job of :func:`plan`."""
+    from baselines.train import TrainArgs
+
+    return TrainArgs(agent=job["agent"], game=job["game"], total_steps=job["total_steps"], seed=job["seed"],
+                     num_worlds=job["num_worlds"], num_agents=job["num_agents"], max_cycles=job["max_cycles"],
+                     run_dir=job["run_dir"], checkpoint_every=job["checkpoint_every"], overrides=list(job["overrides"]),
+                     progress=False, tensorboard=job.get("tensorboard", True))
 
 
 def read_curve(path: Path) -> list[dict[str, float]]:
@@ -140,16 +148,18 @@ def final_scores(curve_path: Path, total_steps: int) -> dict[str, float]:
 
 
 def plan(preset: Preset, out: Path) -> list[dict[str, Any]]:
+    """The board's jobs, one per (game, agent, seed); each (game, agent) is checked as ``ssd-train``
+    checks a run (:func:`baselines.train.check_run`: names, budget, overrides, agents vs. map)."""
+    from baselines.train import check_run
+
     if preset.total_steps is None:
         raise ConfigError("this preset has no default budget: pass --total-steps (agent-steps per run)")
-    if preset.total_steps <= 0:
-        raise ConfigError(f"total_steps must be positive, got {preset.total_steps}")
     if preset.seeds < 1:
         raise ConfigError(f"seeds must be >= 1, got {preset.seeds}")
-    for g in preset.games:
-        check_game(g)
-    for a in preset.agents:
-        resolve_agent(a)
+    if not preset.games or not preset.agents:
+        raise ConfigError(f"nothing to train: games {list(preset.games)}, agents {list(preset.agents)}")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} exists and is not a directory")
     jobs = []
     for game in preset.games:
         for agent in preset.agents:
@@ -160,13 +170,21 @@ def plan(preset: Preset, out: Path) -> list[dict[str, Any]]:
                                  checkpoint_every=preset.checkpoint_every, overrides=list(preset.overrides),
                                  run_dir=str(out / "runs" / game / name / f"seed{seed}"),
                                  result_path=str(out / "results" / f"{game}__{name}__seed{seed}.json")))
+            try:  # the seeds differ in nothing a check looks at
+                check_run(train_args(jobs[-1]))
+            except ConfigError as exc:
+                raise ConfigError(f"{game} / {agent}: {exc}") from None
     return jobs
 
 
 def run_leaderboard(preset: Preset, out: Path, jobs: int = 2, verbose: bool = True) -> dict[str, Any]:
-    """Train what is missing, then write the table, CSV and plots. Returns the aggregated rows."""
-    out.mkdir(parents=True, exist_ok=True)
+    """Train what is missing, then write the table, CSV and plots. Returns the aggregated rows.
+
+    Everything is checked (:func:`plan`) before ``out`` is created or anything trains."""
+    if jobs < 1:
+        raise ConfigError(f"jobs must be >= 1, got {jobs}")
     todo = plan(preset, out)
+    out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "preset.json", asdict(preset))
     missing = [j for j in todo if not Path(j["result_path"]).exists()]
     # the slowest runs (the MOA's) first: a shorter makespan when runs go two at a time
@@ -175,18 +193,20 @@ def run_leaderboard(preset: Preset, out: Path, jobs: int = 2, verbose: bool = Tr
     if verbose:
         print(f"leaderboard: {len(todo)} runs ({len(todo) - len(missing)} already done), {jobs} at a time", flush=True)
     if missing:
-        if jobs <= 1:
-            results = map(run_one, missing)
-        else:
-            pool = mp.get_context("spawn").Pool(jobs)
-            results = pool.imap_unordered(run_one, missing)
-        for i, res in enumerate(results, 1):
-            if verbose:
-                f = res["final"]
-                print(f"[{time.time() - t0:6.0f}s] {i}/{len(missing)} {res['game']} {res['agent']} seed {res['seed']}: "
-                      f"R={f['collective_return']:.1f} eq={f['equality']:.2f} ({res['agent_steps_per_s']:.0f} agent-steps/s)",
-                      flush=True)
-        if jobs > 1:
+        pool = mp.get_context("spawn").Pool(jobs) if jobs > 1 else None
+        try:
+            results = pool.imap_unordered(run_one, missing) if pool else map(run_one, missing)
+            for i, res in enumerate(results, 1):
+                if verbose:
+                    f = res["final"]
+                    print(f"[{time.time() - t0:6.0f}s] {i}/{len(missing)} {res['game']} {res['agent']} seed {res['seed']}: "
+                          f"R={f['collective_return']:.1f} eq={f['equality']:.2f} ({res['agent_steps_per_s']:.0f} agent-steps/s)",
+                          flush=True)
+        except BaseException:
+            if pool:  # a run failed (e.g. its run dir is locked by another board) or Ctrl-C: stop the others
+                pool.terminate()
+            raise
+        if pool:
             pool.close()
             pool.join()
     results = [json.loads(Path(j["result_path"]).read_text()) for j in todo]
@@ -366,12 +386,12 @@ def plot_curves(out: Path, game: str, jobs: list[dict[str, Any]], total_steps: i
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ssd-leaderboard", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", choices=sorted(PRESETS), default="quick")
-    p.add_argument("--total-steps", type=float, default=None, help="agent-steps per run (overrides the preset; 5e7 is fine)")
-    p.add_argument("--seeds", type=int, default=None)
+    p.add_argument("--total-steps", type=integer, default=None, help="agent-steps per run (overrides the preset; 5e7 is fine)")
+    p.add_argument("--seeds", type=integer, default=None)
     p.add_argument("--agents", default=None, help=f"comma-separated configs (default: {','.join(ZOO)})")
     p.add_argument("--games", default=None, help=f"comma-separated games from {','.join(g for g in GAMES if g != 'fake')}")
-    p.add_argument("--num-worlds", type=int, default=None)
-    p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="runs in parallel (default: %(default)s)")
+    p.add_argument("--num-worlds", type=integer, default=None)
+    p.add_argument("--jobs", type=integer, default=min(2, os.cpu_count() or 1), help="runs in parallel (default: %(default)s)")
     p.add_argument("--out", default=None, help="output directory (default: leaderboard/<preset>)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="config override applied to every run (repeatable)")
@@ -381,10 +401,8 @@ def parser() -> argparse.ArgumentParser:
 def preset_from_args(ns: argparse.Namespace) -> Preset:
     preset = PRESETS[ns.preset]
     changes: dict[str, Any] = {}
-    if ns.total_steps is not None:
-        if ns.total_steps <= 0 or ns.total_steps != int(ns.total_steps):
-            raise ConfigError(f"--total-steps must be a positive whole number of agent-steps, got {ns.total_steps}")
-        changes["total_steps"] = int(ns.total_steps)
+    if ns.total_steps is not None:  # its range is checked with the rest, by plan
+        changes["total_steps"] = ns.total_steps
     if ns.seeds is not None:
         changes["seeds"] = ns.seeds
     if ns.agents:
@@ -404,9 +422,8 @@ def main(argv: list[str] | None = None) -> int:
         preset = preset_from_args(ns)
         out = Path(ns.out or Path("leaderboard") / ns.preset)
         run_leaderboard(preset, out, jobs=ns.jobs)
-    except ConfigError as exc:
-        print(f"ssd-leaderboard: error: {exc}", file=sys.stderr)
-        return 2
+    except ConfigError as exc:  # bad arguments or combinations (before anything is written), a locked run dir
+        return report("ssd-leaderboard", exc)
     return 0
 
 

@@ -8,6 +8,11 @@ The run directory (default ``runs/<game>/<agent>/seed<seed>``) gets TensorBoard 
 command again resumes from the last checkpoint (after Ctrl-C, kill -9, a crash...), continuing the
 step count, the learning-rate schedule, the influence curriculum and the MOA; ``--fresh`` starts over.
 
+Every argument and the game/agent/map combination are checked (:func:`check_run`) before the run
+directory is touched; a bad one exits with status 2 and one ``ssd-train: error: ...`` line. Integer
+flags take ``500000``, ``500_000`` or ``5e5`` (:func:`baselines.cli.integer`). While a trainer runs,
+the run directory is locked (``train.lock``, :mod:`baselines.runlock`): a second trainer on it exits 2.
+
 The loop below is the whole algorithm, top to bottom: collect one rollout of every learner in
 lockstep, run each learner's PPO update, log, checkpoint.
 """
@@ -37,7 +42,9 @@ from baselines.checkpoint import (
     restore_learners,
     save_checkpoint,
 )
+from baselines.cli import integer, report
 from baselines.config import AgentConfig, ConfigError, check_game, dump_yaml, load_agent_config
+from baselines.runlock import RunDirLock
 from ssd_gym.metrics import INFO_KEY, equality, equality_weighted_return
 
 CURVE_FIELDS = ("agent_steps", "wall_s", "world", "collective_return", "equality", "equality_weighted_return",
@@ -77,7 +84,7 @@ class TrainArgs:
 
 
 def validate_args(args: TrainArgs) -> None:
-    """Clear errors for bad run arguments (before anything is built)."""
+    """Clear errors for bad run arguments (before anything is built or written)."""
     if args.total_steps <= 0:
         raise ConfigError(f"total_steps must be a positive number of agent-steps, got {args.total_steps}")
     if args.num_worlds < 1:
@@ -88,9 +95,52 @@ def validate_args(args: TrainArgs) -> None:
         raise ConfigError(f"max_cycles must be >= 1, got {args.max_cycles}")
     if args.checkpoint_every <= 0:
         raise ConfigError(f"checkpoint_every must be > 0, got {args.checkpoint_every}")
+    if args.keep_checkpoints < 1:
+        raise ConfigError(f"keep_checkpoints must be >= 1 (the newest is needed to resume), got {args.keep_checkpoints}")
     if args.seed < 0:
         raise ConfigError(f"seed must be >= 0, got {args.seed}")
+    if args.torch_threads < 1:
+        raise ConfigError(f"torch_threads must be >= 1, got {args.torch_threads}")
     check_game(args.game)
+    check_device(args.device)
+    run_dir = args.resolved_run_dir()
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"run dir {run_dir} exists and is not a directory")
+
+
+def check_device(device: str) -> None:
+    """A torch device this machine has (``cpu``, ``cuda``, ``cuda:1``, ``mps``...)."""
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ConfigError(f"device {device!r} is not a torch device ({exc})") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r}: CUDA is not available on this machine")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ConfigError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device {device!r}: MPS is not available on this machine")
+
+
+def check_run(args: TrainArgs) -> AgentConfig:
+    """Every check of a run before anything is written: the arguments, the agent config with its
+    overrides, and the game/agent/map combination, by building the run's env (one world) the way
+    training does. Returns the resolved config; raises ConfigError naming the problem."""
+    from baselines.envs import make_env
+
+    validate_args(args)
+    cfg = load_agent_config(args.agent, args.game, args.overrides)
+    what = f"game {args.game}" + "".join(f" with {k}={v}" for k, v in (("num_agents", args.num_agents),
+                                                                     ("max_cycles", args.max_cycles)) if v is not None)
+    try:
+        venv = make_env(cfg, args.game, 1, args.seed, args.total_steps,
+                        num_agents=args.num_agents, max_cycles=args.max_cycles)
+    except ValueError as exc:  # the games' option and map checks (MapError...) and ConfigError are ValueErrors
+        raise ConfigError(f"{what}, agent {cfg.name}: {exc}") from None
+    venv.close()
+    return cfg
 
 
 # ----------------------------------------------------------------------------------------------
@@ -220,21 +270,32 @@ def build(cfg: AgentConfig, args: TrainArgs, env_seed: int):
 
 
 def run_training(args: TrainArgs) -> dict[str, Any]:
-    """Train (or resume) one run; returns the summary also written to ``summary.json``."""
+    """Train (or resume) one run; returns the summary also written to ``summary.json``.
+
+    Every check (:func:`check_run`) comes before the run directory is touched; then the directory is
+    locked (:class:`baselines.runlock.RunDirLock`) for as long as this process trains in it."""
     import torch
 
-    from baselines.envs import influence_wrapper
-
-    validate_args(args)
-    cfg = load_agent_config(args.agent, args.game, args.overrides)
+    cfg = check_run(args)
     torch.set_num_threads(args.torch_threads)
     run_dir = args.resolved_run_dir()
-    if args.fresh and run_dir.exists():
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create run dir {run_dir}: {exc.strerror}") from None
+    with RunDirLock(run_dir):  # refuses (RunDirLocked) while another trainer is live in run_dir
+        return _train(args, cfg, run_dir)
+
+
+def _train(args: TrainArgs, cfg: AgentConfig, run_dir: Path) -> dict[str, Any]:
+    """The training loop of :func:`run_training`, in a checked and locked run directory."""
+    from baselines.envs import influence_wrapper
+
+    if args.fresh:
         for sub in ("checkpoints", "tb"):
             shutil.rmtree(run_dir / sub, ignore_errors=True)
         for f in ("progress.csv", "summary.json"):
             (run_dir / f).unlink(missing_ok=True)
-    run_dir.mkdir(parents=True, exist_ok=True)
 
     ckpt = latest_checkpoint(run_dir)
     state = load_state(ckpt) if ckpt else None
@@ -378,32 +439,31 @@ def parser() -> argparse.ArgumentParser:
     d = TrainArgs()
     p.add_argument("--agent", default=d.agent, help="zoo config name or path to a YAML config (default: %(default)s)")
     p.add_argument("--game", default=d.game, help="cleanup, harvest, box_trapped, cleanup_small, harvest_small (default: %(default)s)")
-    p.add_argument("--total-steps", type=int, default=d.total_steps, help="budget in agent-steps (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--num-worlds", type=int, default=d.num_worlds, help="worlds stepped together (default: %(default)s)")
-    p.add_argument("--num-agents", type=int, default=None, help="agents per world (default: the game's)")
-    p.add_argument("--max-cycles", type=int, default=None, help="episode length (default: the game's)")
+    p.add_argument("--total-steps", type=integer, default=d.total_steps, help="budget in agent-steps (default: %(default)s)")
+    p.add_argument("--seed", type=integer, default=d.seed)
+    p.add_argument("--num-worlds", type=integer, default=d.num_worlds, help="worlds stepped together (default: %(default)s)")
+    p.add_argument("--num-agents", type=integer, default=None, help="agents per world (default: the game's)")
+    p.add_argument("--max-cycles", type=integer, default=None, help="episode length (default: the game's)")
     p.add_argument("--run-dir", default=None, help="default: runs/<game>/<agent>/seed<seed>")
-    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, help="agent-steps (default: %(default)s)")
-    p.add_argument("--keep-checkpoints", type=int, default=d.keep_checkpoints)
+    p.add_argument("--checkpoint-every", type=integer, default=d.checkpoint_every, help="agent-steps (default: %(default)s)")
+    p.add_argument("--keep-checkpoints", type=integer, default=d.keep_checkpoints)
     p.add_argument("--fresh", action="store_true", help="start over instead of resuming from the last checkpoint")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set ppo.ent_coef=0.01 (repeatable)")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     p.add_argument("--no-tensorboard", dest="tensorboard", action="store_false")
-    p.add_argument("--torch-threads", type=int, default=d.torch_threads)
+    p.add_argument("--torch-threads", type=integer, default=d.torch_threads)
     p.add_argument("--device", default=d.device)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    ns = parser().parse_args(argv)
+    ns = parser().parse_args(argv)  # bad flags and numbers: argparse prints the error and exits 2
     args = TrainArgs(**vars(ns))
     try:
         summary = run_training(args)
-    except ConfigError as exc:
-        print(f"ssd-train: error: {exc}", file=sys.stderr)
-        return 2
+    except ConfigError as exc:  # bad arguments, configs, combinations, a locked run dir
+        return report("ssd-train", exc)
     print(json.dumps(summary, indent=2))
     return 0
 

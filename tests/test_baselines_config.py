@@ -74,7 +74,7 @@ def test_malformed_yaml(tmp_path):
     "body, message",
     [
         ("defaults: {ppo: {entcoef: 0.1}}", r"ppo\.entcoef: unknown key"),
-        ("defaults: {ppo: {n_steps: many}}", r"ppo\.n_steps: expected a number"),
+        ("defaults: {ppo: {n_steps: many}}", r"ppo\.n_steps: expected an integer"),
         ("defaults: {reward: selfish}", r"reward: 'selfish' is not one of"),
         ("defaults: {ppo: {lr_init: 0.001, lr_end: 0.01}}", r"lr_end.*must not exceed"),
         ("defaults: {ppo: {gamma: 1.5}}", r"ppo\.gamma: must be in \[0, 1\]"),

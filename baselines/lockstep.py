@@ -250,6 +250,11 @@ class LockstepTrainer:
         return -(-self.total_timesteps // (self.n_steps * self.venv.num_envs))
 
     @property
+    def budget_steps(self) -> int:
+        """The agent-steps the run takes: the budget rounded up to whole rollouts."""
+        return self.rollouts_in_budget() * self.n_steps * self.venv.num_envs
+
+    @property
     def num_timesteps(self) -> int:
         """Agent-steps done, summed over learners."""
         return int(sum(lrn.num_timesteps for lrn in self.learners))

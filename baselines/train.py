@@ -321,7 +321,10 @@ def _train(args: TrainArgs, cfg: AgentConfig, run_dir: Path) -> dict[str, Any]:
 
     writer = _tensorboard(run_dir, args, purge_step=start_steps if state else None)
     curve = CurveWriter(run_dir / "progress.csv", resume_step=start_steps if state else None)
-    bar = _progress_bar(args, initial=trainer.num_timesteps)
+    if trainer.budget_steps != args.total_steps and not state:
+        print(f"{args.agent}/{args.game}: --total-steps {args.total_steps:,} rounded up to {trainer.budget_steps:,} "
+              f"agent-steps (whole rollouts of {trainer.n_steps} steps x {venv.num_envs} agent slots)", file=sys.stderr)
+    bar = _progress_bar(args, total=trainer.budget_steps, initial=trainer.num_timesteps)
     last_ckpt = trainer.num_timesteps
     t_start = time.time()
     steps_at_start = trainer.num_timesteps
@@ -421,12 +424,12 @@ def _log_tensorboard(writer, steps: int, episodes: EpisodeLog, losses: dict[str,
             writer.add_scalar("influence/moa_accuracy", float(np.nanmean(acc)), steps)
 
 
-def _progress_bar(args: TrainArgs, initial: int):
+def _progress_bar(args: TrainArgs, total: int, initial: int):
     if not args.progress:
         return None
     from tqdm import tqdm
 
-    return tqdm(total=args.total_steps, initial=initial, unit="step", unit_scale=True, dynamic_ncols=True,
+    return tqdm(total=total, initial=initial, unit="step", unit_scale=True, dynamic_ncols=True,
                 desc=f"{Path(args.agent).stem}/{args.game}/s{args.seed}")
 
 

@@ -106,6 +106,7 @@ def test_last_update_runs_at_lr_end_when_the_budget_is_not_whole_rollouts():
         trainer.train()
         lrs.append(trainer.learners[0].policy.optimizer.param_groups[0]["lr"])
     assert len(lrs) == trainer.rollouts_in_budget() == 3
+    assert trainer.num_timesteps == trainer.budget_steps == 3 * rollout
     assert lrs[-1] == pytest.approx(cfg.ppo.lr_end, rel=1e-9)
     assert lrs[0] < cfg.ppo.lr_init and all(a > b for a, b in zip(lrs, lrs[1:]))
 

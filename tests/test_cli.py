@@ -399,3 +399,14 @@ def test_second_trainer_on_a_live_run_dir_is_refused(tmp_path, capsys):
     assert train.main([*TINY, "--run-dir", str(run), "--total-steps", "256", "--seed", "1"]) == 0
     summary = json.loads((run / "summary.json").read_text())
     assert summary["agent_steps"] == 256 and summary["agent_steps_this_process"] == 64
+
+
+def test_train_says_when_the_budget_is_rounded_up_to_whole_rollouts(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert train.main([*TINY, "--run-dir", str(run), "--total-steps", "100"]) == 0
+    err = capsys.readouterr().err
+    assert "--total-steps 100 rounded up to 128 agent-steps (whole rollouts of 32 steps x 2 agent slots)" in err
+    assert json.loads((run / "summary.json").read_text())["agent_steps"] == 128
+    # a whole number of rollouts is not announced
+    assert train.main([*TINY, "--run-dir", str(tmp_path / "whole"), "--total-steps", "64"]) == 0
+    assert "rounded up" not in capsys.readouterr().err

@@ -39,7 +39,8 @@ def _register_gym_envs() -> None:
             id=env_id,
             entry_point="ssd_gym.envs.gym_env:SSDJointEnv",
             kwargs={"game": game},
-            max_episode_steps=GAMES[game].default_max_cycles,
+            # no max_episode_steps: the env truncates itself after max_cycles, and a TimeLimit set
+            # to the default would cut a longer max_cycles short (without the episode's metrics)
             disable_env_checker=False,
         )
 

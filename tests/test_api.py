@@ -187,11 +187,25 @@ def test_sb3_check_env(env_id):
 def test_gym_registration_matches_game(env_id):
     game = ssd_gym.GYM_IDS[env_id]
     spec = gym.spec(env_id)
-    assert spec.max_episode_steps == ssd_gym.GAMES[game].default_max_cycles
+    assert spec.max_episode_steps is None  # the env's own max_cycles ends episodes (next test)
     env = gym.make(env_id)
     assert env.unwrapped.par.game.name == game
     n = env.unwrapped.par.game.num_agents
     assert env.action_space == spaces.MultiDiscrete([env.unwrapped.par.game.num_actions] * n)
+
+
+@pytest.mark.parametrize("max_cycles", [7, None, 150])
+def test_gym_episode_length_is_max_cycles(max_cycles):
+    """gym.make's episodes end exactly at max_cycles (default: the game's), shorter or longer
+    than the default, with the episode's metrics on the last step."""
+    kw = {} if max_cycles is None else {"max_cycles": max_cycles}
+    env = gym.make("SSD/BoxTrapped-v0", **kw)
+    expected = max_cycles or ssd_gym.GAMES["box_trapped"].default_max_cycles
+    env.reset(seed=0)
+    for t in range(1, expected + 1):
+        _, _, term, trunc, info = env.step(np.full(2, 4))  # everyone STAYs
+        assert not term and trunc == (t == expected), t
+    assert info["episode_metrics"]["episode_length"] == expected
 
 
 def test_gym_joint_env_matches_parallel_env():
@@ -224,7 +238,7 @@ def test_gym_make_with_module_prefix_in_fresh_interpreter():
         "env = gym.make('ssd_gym:SSD/Cleanup-v0')\n"
         "obs, info = env.reset(seed=0)\n"
         "obs, r, term, trunc, info = env.step(env.action_space.sample())\n"
-        "assert env.spec.max_episode_steps == 1000\n"
+        "assert env.unwrapped.par.max_cycles == 1000\n"
         "assert isinstance(r, float) and term is False and trunc is False\n"
         "print('OK', sorted(obs)[0])\n"
     )

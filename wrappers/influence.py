@@ -15,58 +15,58 @@ from .moa import InfluenceEngine
 
 @dataclass(frozen=True)
 class InfluenceOptions:
-    """The constructor options every influence wrapper shares (:class:`InfluenceReward`,
-    :class:`~wrappers.InfluenceRewardVecEnv`, :class:`~wrappers.CommunicationChannel`), validated
-    in one place.  Each field is the wrappers' keyword of the same name (documented on
-    :class:`InfluenceReward`); the wrappers keep their explicit keywords and defaults."""
+    """Every option of the influence reward, validated on construction (``TypeError``/``ValueError``
+    naming the field), so bad input fails before a wrapper builds any state.  Passed whole as
+    ``options=`` to :class:`InfluenceReward`, :class:`~wrappers.InfluenceRewardVecEnv` and
+    :class:`~wrappers.CommunicationChannel`; each field is also a keyword shortcut of those
+    constructors.  Meanings: see :class:`InfluenceReward`."""
 
-    beta: float
-    alpha: float
-    curriculum_steps: int
-    divergence: str
-    clip: float
-    influence_only_visible: bool
-    train_only_visible: bool
-    moa_sees_hidden_actions: bool
-    lr: float
-    train_every: int
-    bptt: int
-    train_iters: int
-    seed: int
-    torch_threads: int | None
-    compile_moa: bool
+    beta: float = 1.0
+    alpha: float = 1.0
+    curriculum_steps: int = 0
+    divergence: str = "kl"
+    clip: float = 10.0
+    influence_only_visible: bool = True
+    train_only_visible: bool = True
+    moa_sees_hidden_actions: bool = False
+    lr: float = 1e-3
+    train_every: int = 64
+    bptt: int = 8
+    train_iters: int = 1
+    obs_key: str = "rgb"
+    visibility_key: str = "others_visible"
+    seed: int = 0
+    torch_threads: int | None = 1
+    compile_moa: bool = False
+
+    def __post_init__(self):
+        def put(name, value):
+            object.__setattr__(self, name, value)
+
+        for name in ("beta", "alpha"):
+            put(name, check_weight(name, getattr(self, name)))
+        for name in ("clip", "lr"):
+            put(name, check_weight(name, getattr(self, name), allow_zero=False))
+        for name, minimum in (("curriculum_steps", 0), ("train_every", 1), ("bptt", 1), ("train_iters", 0)):
+            put(name, check_int(name, getattr(self, name), minimum=minimum))
+        put("seed", int(self.seed))
+        check_divergence(self.divergence)
+        if self.train_every % self.bptt:
+            raise ValueError(f"train_every ({self.train_every}) must be a multiple of bptt ({self.bptt})")
+        if self.torch_threads is not None:
+            put("torch_threads", check_int("torch_threads", self.torch_threads, minimum=1))
+        for name in ("influence_only_visible", "train_only_visible", "moa_sees_hidden_actions", "compile_moa"):
+            put(name, bool(getattr(self, name)))
 
     @classmethod
-    def from_args(cls, args: dict) -> InfluenceOptions:
-        """Validate a wrapper's constructor arguments, given as ``locals()`` at the top of its
-        ``__init__`` (the entries named like the fields; the others are ignored), so that bad
-        input fails before the wrapper builds any state.  Raises ``TypeError``/``ValueError``
-        naming the offending keyword."""
-        a = {f.name: args[f.name] for f in fields(cls)}
-        beta = check_weight("beta", a["beta"])
-        alpha = check_weight("alpha", a["alpha"])
-        curriculum_steps = check_int("curriculum_steps", a["curriculum_steps"], minimum=0)
-        check_divergence(a["divergence"])
-        check_weight("clip", a["clip"], allow_zero=False)
-        check_weight("lr", a["lr"], allow_zero=False)
-        check_int("train_every", a["train_every"], minimum=1)
-        check_int("bptt", a["bptt"], minimum=1)
-        check_int("train_iters", a["train_iters"], minimum=0)
-        if a["train_every"] % a["bptt"]:
-            raise ValueError(f"train_every ({a['train_every']}) must be a multiple of bptt ({a['bptt']})")
-        if a["torch_threads"] is not None:
-            check_int("torch_threads", a["torch_threads"], minimum=1)
-        return cls(beta=beta, alpha=alpha, curriculum_steps=curriculum_steps, divergence=a["divergence"],
-                   clip=float(a["clip"]), influence_only_visible=bool(a["influence_only_visible"]),
-                   train_only_visible=bool(a["train_only_visible"]),
-                   moa_sees_hidden_actions=bool(a["moa_sees_hidden_actions"]), lr=float(a["lr"]),
-                   train_every=int(a["train_every"]), bptt=int(a["bptt"]), train_iters=int(a["train_iters"]),
-                   seed=int(a["seed"]), torch_threads=a["torch_threads"], compile_moa=bool(a["compile_moa"]))
+    def from_args(cls, args: dict) -> InfluenceOptions:  # transitional: removed with the old faces
+        return cls(**{f.name: args[f.name] for f in fields(cls)})
 
     def engine_kwargs(self) -> dict:
-        """The keyword arguments of :class:`~wrappers.InfluenceEngine` (all but the reward weights)."""
+        """The keyword arguments of :class:`~wrappers.InfluenceEngine` (all but the reward weights
+        and the observation keys)."""
         kw = asdict(self)
-        for k in ("beta", "alpha", "curriculum_steps"):
+        for k in ("beta", "alpha", "curriculum_steps", "obs_key", "visibility_key"):
             del kw[k]
         return kw
 

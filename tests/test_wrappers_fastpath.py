@@ -7,7 +7,7 @@ import torch
 import wrappers.moa as moa
 from wrappers import InfluenceReward
 from wrappers.moa import InfluenceEngine, im2col
-from wrappers.testing import ToySSD
+from toy_envs import ToySSD
 
 
 def _random_case(engine, w, n, rng, symbols=False):

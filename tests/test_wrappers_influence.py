@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from wrappers import CommunicationChannel, InfluenceReward
-from wrappers.testing import ToySSD
+from toy_envs import ToySSD
 
 # A hand-set MOA for 2 agents with 2 actions: whatever the inputs, each agent predicts that the
 # other's next action is distributed as P[c] when its own (counterfactual) choice is c.
@@ -278,7 +278,7 @@ def test_influence_wrappers_share_option_keywords_defaults_and_checks():
 
     from wrappers import InfluenceRewardVecEnv
     from wrappers.influence import InfluenceOptions
-    from wrappers.testing import ToyVecEnv
+    from toy_envs import ToyVecEnv
 
     classes = (InfluenceReward, InfluenceRewardVecEnv, CommunicationChannel)
     params = {cls: inspect.signature(cls.__init__).parameters for cls in classes}

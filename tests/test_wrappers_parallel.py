@@ -6,7 +6,7 @@ from gymnasium import spaces
 from pettingzoo.test import parallel_api_test
 
 from wrappers import CommunicationChannel, InequityAversionReward, InfluenceReward, ProsocialReward
-from wrappers.testing import ToySSD, ToyVecEnv
+from toy_envs import ToySSD, ToyVecEnv
 
 ssd_gym = pytest.importorskip("ssd_gym")
 

@@ -11,7 +11,7 @@ from wrappers import (
     ProsocialReward,
     ProsocialRewardVecEnv,
 )
-from wrappers.testing import ToySSD, ToyVecEnv
+from toy_envs import ToySSD, ToyVecEnv
 
 ssd_gym = pytest.importorskip("ssd_gym")
 

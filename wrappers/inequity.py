@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 from gymnasium import spaces
 
-from ._base import SocialWrapper, extend_dict_space, extend_obs
 from .core import check_weight, inequity_aversion_rewards, smooth_rewards
+from .parallel import RuleParallelEnv
+from .rule import Rule, rule_attr, rule_keywords
+from .vec import RuleVecEnv
 
 
-class InequityAversionReward(SocialWrapper):
+class InequityAversionRule(Rule):
     """Hughes et al. (2018) inequity-averse reward.
 
     Each step, with raw rewards e and smoothed traces h (reset to 0 every episode)::
@@ -19,7 +21,7 @@ class InequityAversionReward(SocialWrapper):
                         - beta /(N-1) * sum_{j!=i} max(h_i(t) - h_j(t), 0)
 
     Both penalties are subtracted (the reference repo's code adds the advantageous term and does
-    not smooth; this does neither).
+    not smooth; this does neither).  ``info["smoothed_reward"]`` is the agent's own trace.
 
     Defaults and their source: ``alpha = 5``, ``beta = 0.05``: the values of Hughes et al.'s
     strongest results (as quoted by the empathy_marl docs), also used by the reference SSD repo's
@@ -36,47 +38,50 @@ class InequityAversionReward(SocialWrapper):
 
     OBS_KEY = "smoothed_rewards"
 
-    def __init__(self, env, alpha: float = 5.0, beta: float = 0.05, gamma: float = 0.99,
-                 lam: float = 0.975, observe_smoothed_rewards: bool = False):
-        alpha = check_weight("alpha", alpha)
-        beta = check_weight("beta", beta)
-        gamma = check_weight("gamma", gamma)
-        lam = check_weight("lam", lam)
-        if gamma > 1 or lam > 1:
+    def __init__(self, alpha: float = 5.0, beta: float = 0.05, gamma: float = 0.99, lam: float = 0.975,
+                 observe_smoothed_rewards: bool = False):
+        self.alpha, self.beta = check_weight("alpha", alpha), check_weight("beta", beta)
+        self.gamma, self.lam = check_weight("gamma", gamma), check_weight("lam", lam)
+        if self.gamma > 1 or self.lam > 1:
             raise ValueError(f"gamma and lam must lie in [0, 1], got gamma={gamma}, lam={lam}")
-        super().__init__(env)
-        self.alpha, self.beta, self.gamma, self.lam = alpha, beta, gamma, lam
         self.observe_smoothed_rewards = bool(observe_smoothed_rewards)
-        self.traces = np.zeros((1, len(self.possible_agents)))
-        self._spaces = {}
-        if self.observe_smoothed_rewards:
-            extra = spaces.Box(-np.inf, np.inf, (len(self.possible_agents),), np.float32)
-            self._spaces = {a: extend_dict_space(env.observation_space(a), self.OBS_KEY, extra)
-                            for a in self.possible_agents}
+        self.obs_key = self.OBS_KEY if self.observe_smoothed_rewards else None
 
-    def observation_space(self, agent):
-        if self.observe_smoothed_rewards:
-            return self._spaces[agent]
-        return self.env.observation_space(agent)
+    def bind(self, wrapper, num_worlds, num_agents, obs_space, action_spaces):
+        super().bind(wrapper, num_worlds, num_agents, obs_space, action_spaces)
+        self.traces = np.zeros((num_worlds, num_agents))
 
-    def _augment(self, obs):
-        if not self.observe_smoothed_rewards:
-            return obs
-        t = self.traces[0].astype(np.float32)
-        return {a: extend_obs(o, self.OBS_KEY, t.copy()) for a, o in obs.items()}
+    def obs_space(self):
+        return spaces.Box(-np.inf, np.inf, (self.num_agents,), np.float32)
 
-    def reset(self, seed=None, options=None):
-        obs, infos = self.env.reset(seed=seed, options=options)
-        self.traces[:] = 0.0
-        return self._augment(obs), infos
+    def observation(self):
+        return self.traces.astype(np.float32)
 
-    def step(self, actions):
-        obs, rew, term, trunc, infos = self.env.step(actions)
-        infos = self._copy_infos(infos, rew)
-        e = self._reward_vector(rew)
+    def reset(self, mask=None):
+        self.traces[slice(None) if mask is None else mask] = 0.0
+
+    def step(self, e, actions=None, img=None, vis=None):
         self.traces = smooth_rewards(self.traces, e, self.gamma, self.lam)
-        r = inequity_aversion_rewards(e, self.traces, self.alpha, self.beta)[0]
-        for a in rew:
-            infos[a]["smoothed_reward"] = float(self.traces[0, self._index[a]])
-        rew = {a: float(r[self._index[a]]) for a in rew}
-        return self._augment(obs), rew, term, trunc, infos
+        return inequity_aversion_rewards(e, self.traces, self.alpha, self.beta), {"smoothed_reward": self.traces}
+
+
+class _Options:
+    alpha, beta, gamma, lam, observe_smoothed_rewards, traces = map(
+        rule_attr, ("alpha", "beta", "gamma", "lam", "observe_smoothed_rewards", "traces"))
+
+
+class InequityAversionReward(_Options, RuleParallelEnv):
+    """PettingZoo face of :class:`InequityAversionRule`."""
+
+    @rule_keywords(InequityAversionRule)
+    def __init__(self, env, *args, **kwargs):
+        super().__init__(env, InequityAversionRule(*args, **kwargs))
+
+
+class InequityAversionVecEnv(_Options, RuleVecEnv):
+    """SB3 VecEnv face of :class:`InequityAversionRule`: traces are reset per world when its
+    episode ends; the observed traces are ``[num_slots, N]`` (each slot sees its world's)."""
+
+    @rule_keywords(InequityAversionRule)
+    def __init__(self, venv, *args, **kwargs):
+        super().__init__(venv, InequityAversionRule(*args, **kwargs))

@@ -1,4 +1,4 @@
-"""A tiny stand-in for the ssd_gym games, for testing wrappers without the real simulator.
+"""Test doubles of the wrappers' tests: a tiny stand-in for the ssd_gym games (no simulator).
 
 :class:`ToySSD` is a PettingZoo ``ParallelEnv`` with the ssd_gym observation contract (dict with
 ``rgb`` (15, 15, 3) uint8, ``prev_action``, ``others_prev_actions`` (masked by visibility, value A =

@@ -1,15 +1,18 @@
-"""Build the batched training env of a zoo config: ``ssd_gym.vector_env`` + the config's reward wrapper.
+"""The batched training env of a zoo config: ``ssd_gym.vector_env`` plus the config's reward wrapper.
 
-The reward rules live in ``wrappers`` (written once over worlds x agents); the zoo only picks one and
-passes the config's values. ``game="fake"`` gives :class:`baselines.fake_env.FakeSSDVecEnv`.
+The reward rules live in ``wrappers`` (written once over worlds x agents); the zoo picks one and
+passes the config's values under the wrapper's own names.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from stable_baselines3.common.vec_env import VecEnv
 
+import ssd_gym
+import wrappers
 from baselines.config import AgentConfig, ConfigError, check_game
 
 #: Episode-level metrics the zoo reports (keys of ``info["episode_metrics"]``), in table order.
@@ -28,25 +31,6 @@ METRIC_TITLES = {
 }
 
 
-def make_base_env(game: str, num_worlds: int, obs_mode: str, num_agents: int | None = None,
-                  max_cycles: int | None = None, **options: Any) -> VecEnv:
-    """The raw batched env (slots = worlds x agents)."""
-    check_game(game)
-    if game == "fake":
-        from baselines.fake_env import FakeSSDVecEnv
-
-        return FakeSSDVecEnv(num_envs=num_worlds, num_agents=num_agents or 2,
-                             max_cycles=max_cycles or 20, obs_mode=obs_mode)
-    import ssd_gym
-
-    kwargs = dict(options)
-    if num_agents is not None:
-        kwargs["num_agents"] = num_agents
-    if max_cycles is not None:
-        kwargs["max_cycles"] = max_cycles
-    return ssd_gym.vector_env(game, num_worlds, obs_mode=obs_mode, **kwargs)
-
-
 def influence_curriculum_env_steps(cfg: AgentConfig, total_agent_steps: int, num_agents: int) -> int:
     """The curriculum length in env steps (the wrapper's unit: one step of one world)."""
     return int(cfg.influence.curriculum_fraction * total_agent_steps / max(num_agents, 1))
@@ -54,40 +38,26 @@ def influence_curriculum_env_steps(cfg: AgentConfig, total_agent_steps: int, num
 
 def wrap_rewards(venv: VecEnv, cfg: AgentConfig, total_agent_steps: int, seed: int = 0) -> VecEnv:
     """Apply the config's social reward to the batched env (``info["extrinsic_reward"]`` is kept)."""
-    if cfg.reward == "none":
-        return venv
-    import wrappers
-
     if cfg.reward == "prosocial":
         return wrappers.ProsocialRewardVecEnv(venv, eta=cfg.prosocial.eta)
     if cfg.reward == "inequity_aversion":
-        ia = cfg.inequity_aversion
-        return wrappers.InequityAversionVecEnv(venv, alpha=ia.alpha, beta=ia.beta, gamma=cfg.ppo.gamma, lam=ia.lambda_)
+        return wrappers.InequityAversionVecEnv(venv, gamma=cfg.ppo.gamma, **dataclasses.asdict(cfg.inequity_aversion))
     if cfg.reward == "influence_moa":
-        inf = cfg.influence
         if venv.num_agents < 2:
             raise ConfigError("influence_moa needs at least 2 agents")
-        return wrappers.InfluenceRewardVecEnv(
-            venv,
-            beta=inf.beta,
-            divergence=inf.divergence,
-            curriculum_steps=influence_curriculum_env_steps(cfg, total_agent_steps, venv.num_agents),
-            clip=inf.clip,
-            influence_only_visible=inf.only_when_visible,
-            train_only_visible=inf.train_moa_only_when_visible,
-            # see README "MOA loss weight": with its own Adam the MOA learns at the agents' lr
-            lr=inf.moa_lr if inf.moa_lr is not None else cfg.ppo.lr_init,
-            train_every=inf.moa_train_every,
-            train_iters=inf.moa_train_iters,
-            seed=seed,
-        )
-    raise ConfigError(f"unknown reward {cfg.reward!r}")
+        steps = influence_curriculum_env_steps(cfg, total_agent_steps, venv.num_agents)
+        options = cfg.influence_options(curriculum_steps=steps, seed=seed)
+        return wrappers.InfluenceRewardVecEnv(venv, **dataclasses.asdict(options))
+    return venv
 
 
 def make_env(cfg: AgentConfig, game: str, num_worlds: int, seed: int, total_agent_steps: int,
              num_agents: int | None = None, max_cycles: int | None = None) -> VecEnv:
-    """Base env of ``game`` for ``cfg``'s observation needs, seeded, with the reward wrapper applied."""
-    base = make_base_env(game, num_worlds, cfg.obs_mode, num_agents=num_agents, max_cycles=max_cycles)
+    """``game``'s batched env for ``cfg`` (its obs mode and ``env`` options), seeded, reward-wrapped."""
+    check_game(game)
+    given = {"num_agents": num_agents, "max_cycles": max_cycles}
+    options = {**cfg.env, **{k: v for k, v in given.items() if v is not None}}
+    base = ssd_gym.vector_env(game, num_worlds, obs_mode=cfg.obs_mode, **options)
     base.seed(seed)
     return wrap_rewards(base, cfg, total_agent_steps, seed=seed)
 

@@ -9,40 +9,41 @@ import pytest
 from baselines.config import ConfigError
 from baselines.evaluate import evaluate_run, main as eval_main, mean_ci95
 from baselines.leaderboard import PRESETS, Preset, main as lb_main, run_leaderboard
+from zoo_doubles import GAME, TINY as TINY_SET
 
-TINY = Preset(games=("fake",), agents=("a3c", "prosocial"), seeds=2, total_steps=1024, num_worlds=2,
-              num_agents=2, max_cycles=16, checkpoint_every=512)
+TINY = Preset(games=(GAME,), agents=("a3c", "prosocial"), seeds=2, total_steps=1024, num_worlds=2,
+              num_agents=2, max_cycles=16, checkpoint_every=512, overrides=tuple(TINY_SET))
 
 
 def test_leaderboard_end_to_end_and_continue(tmp_path):
     out = tmp_path / "lb"
     res = run_leaderboard(TINY, out, jobs=1, verbose=False)
     md = (out / "leaderboard.md").read_text()
-    assert "### fake" in md and "| a3c | 2 |" in md and "| prosocial | 2 |" in md and "R*(1-G)" in md
-    assert "Verdict (fake):" in md
+    assert f"### {GAME}" in md and "| a3c | 2 |" in md and "| prosocial | 2 |" in md and "R*(1-G)" in md
+    assert f"Verdict ({GAME}):" in md
     # the curves: many points per run (one per rollout that ended an episode), for every metric
-    points = list(csv.DictReader(open(out / "curves_fake.csv")))
+    points = list(csv.DictReader(open(out / f"curves_{GAME}.csv")))
     for config in ("a3c", "prosocial"):
         for seed in ("0", "1"):
             for metric in ("collective_return", "equality", "equality_weighted_return", "sustainability"):
                 steps = {p["agent_steps"] for p in points if (p["config"], p["seed"], p["metric"]) == (config, seed, metric)}
                 assert len(steps) > 1, (config, seed, metric)
     rows = list(csv.DictReader(open(out / "leaderboard.csv")))
-    assert [(r["game"], r["config"], r["seeds"]) for r in rows] == [("fake", "a3c", "2"), ("fake", "prosocial", "2")]
+    assert [(r["game"], r["config"], r["seeds"]) for r in rows] == [(GAME, "a3c", "2"), (GAME, "prosocial", "2")]
     for r in rows:
         for m in ("collective_return", "equality", "equality_weighted_return", "sustainability", "peace"):
             assert r[m] not in ("", "nan") and r[m + "_ci95"] != ""
-    assert (out / "curves_fake.png").stat().st_size > 5000
+    assert (out / f"curves_{GAME}.png").stat().st_size > 5000
     assert len(list((out / "results").glob("*.json"))) == 4
     # the reported mean is the mean of the per-seed results
-    seeds = [json.loads(p.read_text())["final"]["collective_return"] for p in sorted((out / "results").glob("fake__a3c__*.json"))]
+    seeds = [json.loads(p.read_text())["final"]["collective_return"] for p in sorted((out / "results").glob(f"{GAME}__a3c__*.json"))]
     assert float(rows[0]["collective_return"]) == pytest.approx(sum(seeds) / 2, abs=1e-3)
     assert res["rows"][0]["collective_return"] == pytest.approx(sum(seeds) / 2)
 
     # an interrupted board: one run's result is missing, no temp files are left behind
-    victim = out / "results" / "fake__prosocial__seed1.json"
+    victim = out / "results" / f"{GAME}__prosocial__seed1.json"
     victim.unlink()
-    other = out / "results" / "fake__a3c__seed0.json"
+    other = out / "results" / f"{GAME}__a3c__seed0.json"
     before = other.stat().st_mtime_ns
     run_leaderboard(TINY, out, jobs=1, verbose=False)
     assert victim.exists() and other.stat().st_mtime_ns == before  # only the missing run was redone
@@ -62,9 +63,9 @@ def test_presets_and_cli_errors(tmp_path, capsys):
 
 
 def test_evaluate_a_checkpoint(tmp_path, capsys):
-    run_leaderboard(Preset(games=("fake",), agents=("a3c",), seeds=1, total_steps=256, num_worlds=2, num_agents=2,
-                           max_cycles=16, checkpoint_every=256), tmp_path, jobs=1, verbose=False)
-    run_dir = tmp_path / "runs" / "fake" / "a3c" / "seed0"
+    run_leaderboard(Preset(games=(GAME,), agents=("a3c",), seeds=1, total_steps=256, num_worlds=2, num_agents=2,
+                           max_cycles=16, checkpoint_every=256, overrides=tuple(TINY_SET)), tmp_path, jobs=1, verbose=False)
+    run_dir = tmp_path / "runs" / GAME / "a3c" / "seed0"
     res = evaluate_run(run_dir, episodes=5, num_worlds=2)
     assert len(res["episodes"]) == 5 and set(res["summary"]) >= {"collective_return", "equality"}
     video = tmp_path / "ep.gif"

@@ -10,10 +10,10 @@ from sb3_contrib import RecurrentPPO
 from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.utils import obs_as_tensor
 
-from baselines.fake_env import FakeSSDVecEnv
 from baselines.lockstep import as_learner_obs, policy_step
 from baselines.network import SSDFeaturesExtractor, SSDLstmPolicy, policy_kwargs
 from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
+from zoo_doubles import tiny_env
 
 A, N = 9, 3
 SPACE = spaces.Dict({
@@ -56,7 +56,7 @@ def test_visible_actions_enter_only_when_enabled():
 
 @pytest.mark.parametrize("obs_mode", ["dict", "rgb"])
 def test_recurrent_ppo_builds_with_lstm_128(obs_mode):
-    env = FakeSSDVecEnv(num_envs=2, num_agents=2, obs_mode=obs_mode)
+    env = tiny_env(2, 2, obs_mode=obs_mode)
     model = RecurrentPPO(SSDLstmPolicy, env, n_steps=8, batch_size=16, policy_kwargs=policy_kwargs(), seed=0)
     assert model.policy.lstm_actor.hidden_size == 128
     assert model.policy.action_net.in_features == 128 and model.policy.value_net.in_features == 128
@@ -66,7 +66,7 @@ def test_recurrent_ppo_builds_with_lstm_128(obs_mode):
 @pytest.mark.parametrize("critic", ["shared", "separate", "detached"])
 def test_policy_step_matches_sb3_forward(critic):
     """The lockstep forward (which also returns probabilities) is sb3-contrib's forward."""
-    env = FakeSSDVecEnv(num_envs=2, num_agents=2, obs_mode="dict")
+    env = tiny_env(2, 2)
     model = RecurrentPPO(SSDLstmPolicy, env, n_steps=8, batch_size=16, policy_kwargs=policy_kwargs(critic=critic), seed=0)
     obs = obs_as_tensor(as_learner_obs(model, env.reset()), "cpu")
     states = model._last_lstm_states
@@ -106,7 +106,7 @@ def _ppo(policy, env, **kw):
 def test_training_losses_match_sb3_contrib_on_batches_with_episode_starts():
     """One PPO update of sb3-contrib's own policy (its Python loop over time steps) and of SSDLstmPolicy
     from the same weights, optimiser state and buffer (5-step episodes: most sequences hold starts)."""
-    env = FakeSSDVecEnv(num_envs=2, num_agents=2, max_cycles=5, obs_mode="dict")
+    env = tiny_env(2, 2, max_cycles=5)
     kw = policy_kwargs(critic="detached")
     del kw["critic"]
     theirs = _ppo("MultiInputLstmPolicy", env, policy_kwargs={**kw, "shared_lstm": True, "enable_critic_lstm": False})
@@ -132,7 +132,7 @@ def test_training_losses_match_sb3_contrib_on_batches_with_episode_starts():
 def test_value_loss_trains_the_critics_features(critic):
     """A value-loss gradient reaches the LSTM the value head reads (shared / separate) and the conv/FC
     trunk; with sb3-contrib's detached head only the head itself gets it."""
-    env = FakeSSDVecEnv(num_envs=2, num_agents=1, obs_mode="rgb")
+    env = tiny_env(2, 1, obs_mode="rgb")
     model = RecurrentPPO(SSDLstmPolicy, env, n_steps=8, batch_size=8, policy_kwargs=policy_kwargs(critic=critic), seed=0)
     model.learn(8)
     data = next(model.rollout_buffer.get(8))

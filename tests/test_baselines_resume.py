@@ -14,16 +14,17 @@ from baselines.checkpoint import latest_checkpoint, load_state, restore_learners
 from baselines.config import load_agent_config
 from baselines.lockstep import LinearSchedule
 from baselines.train import TrainArgs, build, run_training
+from zoo_doubles import GAME, TINY, set_flags
 
 ROOT = Path(__file__).resolve().parents[1]
 TOTAL = 8192  # agent-steps; one rollout = 32 steps x 2 worlds x 2 agents = 128
-CLI = ["--agent", "a3c", "--game", "fake", "--total-steps", str(TOTAL), "--num-worlds", "2", "--num-agents", "2",
+CLI = ["--agent", "a3c", "--game", GAME, *set_flags(TINY), "--total-steps", str(TOTAL), "--num-worlds", "2", "--num-agents", "2",
        "--max-cycles", "20", "--checkpoint-every", "512", "--seed", "3", "--no-progress"]
 
 
 def _args(run_dir):
-    return TrainArgs(agent="a3c", game="fake", total_steps=TOTAL, num_worlds=2, num_agents=2, max_cycles=20,
-                     checkpoint_every=512, seed=3, run_dir=str(run_dir), progress=False)
+    return TrainArgs(agent="a3c", game=GAME, total_steps=TOTAL, num_worlds=2, num_agents=2, max_cycles=20,
+                     checkpoint_every=512, seed=3, run_dir=str(run_dir), overrides=list(TINY), progress=False)
 
 
 def _kill_after_first_checkpoint(run_dir: Path) -> int:
@@ -54,7 +55,7 @@ def test_kill_and_resume_continue_steps_and_lr_schedule(tmp_path):
 
     # rebuild from the checkpoint as the resume does and look at the first update after it
     args = _args(run_dir)
-    cfg = load_agent_config("a3c", "fake")
+    cfg = load_agent_config("a3c", GAME, TINY)
     venv, trainer, _ = build(cfg, args, env_seed=99)
     restore_learners(ckpt, trainer.learners, state)
     assert trainer.num_timesteps == saved
@@ -90,7 +91,7 @@ def test_resume_refuses_a_different_run(tmp_path):
     run_training(args)
     other = _args(tmp_path / "run")
     other.total_steps = 512
-    other.overrides = ["ppo.ent_coef=0.5"]
+    other.overrides = [*TINY, "ppo.ent_coef=0.5"]
     with pytest.raises(ConfigError, match="different run"):
         run_training(other)
     other.fresh = True

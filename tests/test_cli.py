@@ -15,11 +15,14 @@ import pytest
 
 from baselines import evaluate, leaderboard, train
 from baselines.runlock import LOCK_NAME, RunDirLock, RunDirLocked
+from zoo_doubles import FAST, GAME, MAP, set_flags
 
 ROOT = Path(__file__).resolve().parents[1]
-# the tiniest run: fake game, 1 world x 2 agents, one 32-step rollout = 64 agent-steps
-TINY = ["--game", "fake", "--num-worlds", "1", "--max-cycles", "8", "--total-steps", "64", "--no-progress",
-        "--no-tensorboard"]
+# the tiniest run: the tiny map, 1 world x 2 agents, one 32-step rollout = 64 agent-steps
+# (the cases that choose another game leave the tiny map out: OWN_MAP)
+OWN_MAP = [*set_flags(FAST), "--num-worlds", "1", "--max-cycles", "8", "--total-steps", "64", "--no-progress",
+           "--no-tensorboard"]
+TINY = ["--game", GAME, *set_flags(MAP), *OWN_MAP]
 COMMANDS = {"ssd-train": train, "ssd-eval": evaluate, "ssd-leaderboard": leaderboard}
 
 
@@ -81,7 +84,7 @@ TRAIN_BAD = [
     (["--set", "ppo.entcoef=0.1"], "override 'ppo.entcoef=0.1': unknown key 'entcoef' in ppo"),
     (["--set", "colour=red"], "override 'colour=red': unknown key 'colour' at the top level"),
     (["--set", "ppo.n_steps.x=1"], "ppo.n_steps is not a section"),
-    (["--set", "ppo.n_steps=2.5"], "ppo.n_steps: expected an integer, got 2.5"),
+    (["--set", "ppo.n_steps=2.5"], "ppo.n_steps: Value '2.5' of type 'float' could not be converted to Integer"),
     (["--set", "ppo.gamma=2"], "ppo.gamma: must be in [0, 1]"),
     (["--set", "novalue"], "override 'novalue' must look like key.path=value"),
     (["--total-steps", "2.5"], "argument --total-steps: '2.5' is not a whole number"),
@@ -97,7 +100,8 @@ def test_train_refuses_bad_input_before_writing(extra, message, tmp_path, capsys
     run = tmp_path / "run"
     # nothing may be built for training either: the checks come first
     monkeypatch.setattr(train, "build", lambda *a, **k: pytest.fail("training started"))
-    assert_refused(train.main, [*TINY, "--run-dir", str(run), *extra], capsys, message, "ssd-train")
+    base = OWN_MAP if "--game" in extra else TINY
+    assert_refused(train.main, [*base, "--run-dir", str(run), *extra], capsys, message, "ssd-train")
     assert not run.exists()
 
 
@@ -201,7 +205,8 @@ def test_eval_works_after_bad_input(trained_run, tmp_path, capsys):
 # ----------------------------------------------------------------------------------------------
 # ssd-leaderboard
 
-LB_BASE = ["--preset", "demo", "--games", "fake", "--agents", "a3c", "--seeds", "1", "--num-worlds", "1", "--jobs", "1"]
+LB_OWN_MAP = ["--preset", "demo", *set_flags(FAST), "--agents", "a3c", "--seeds", "1", "--num-worlds", "1", "--jobs", "1"]
+LB_BASE = [*LB_OWN_MAP, "--games", GAME, *set_flags(MAP)]
 LB_TINY = [*LB_BASE, "--total-steps", "64"]
 
 LB_BAD = [
@@ -210,8 +215,8 @@ LB_BAD = [
     (["--games", "pong"], "unknown game 'pong'"),
     # the paper preset's 5 agents do not fit the small map's 3 spawn points
     (["--preset", "paper", "--games", "cleanup_small"], "the map has 3 spawn points ('P') but num_agents=5"),
-    (["--agents", "influence_moa", "--games", "box_trapped", "--set", "influence.moa_train_every=12"],
-     "moa_train_every: must be a positive multiple of 8"),
+    (["--agents", "influence_moa", "--games", "box_trapped", "--set", "influence.train_every=12"],
+     "influence: train_every (12) must be a multiple of bptt (8)"),
     (["--total-steps", "0"], "total_steps must be a positive number"),
     (["--seeds", "0"], "seeds must be >= 1"),
     (["--num-worlds", "0"], "num_worlds must be >= 1"),
@@ -229,6 +234,8 @@ LB_BAD = [
 def test_leaderboard_refuses_bad_input_before_writing(extra, message, tmp_path, capsys, monkeypatch):
     out = tmp_path / "lb"
     base = LB_BASE if message == "pass --total-steps" else LB_TINY
+    if "--games" in extra:
+        base = [*LB_OWN_MAP, "--total-steps", "64"]
     monkeypatch.setattr(leaderboard, "run_one", lambda job: pytest.fail("training started"))
     assert_refused(leaderboard.main, [*base, "--out", str(out), *extra], capsys, message, "ssd-leaderboard")
     assert not out.exists()
@@ -245,14 +252,14 @@ def test_leaderboard_works_after_bad_input_and_respects_run_locks(tmp_path, caps
     out = tmp_path / "lb"
     assert exit_code(leaderboard.main, [*LB_TINY, "--out", str(out), "--total-steps", "2.5"]) == 2
     # a run dir another trainer holds (here: this process) stops the board with the holder's PID
-    run = out / "runs" / "fake" / "a3c" / "seed0"
+    run = out / "runs" / GAME / "a3c" / "seed0"
     run.mkdir(parents=True)
     with RunDirLock(run):
         assert_refused(leaderboard.main, [*LB_TINY, "--out", str(out)], capsys, f"PID {os.getpid()}", "ssd-leaderboard")
         assert sorted(p.name for p in run.iterdir()) == [LOCK_NAME]
     assert leaderboard.main([*LB_TINY, "--out", str(out), "--total-steps", "6.4e1"]) == 0
     capsys.readouterr()
-    res = json.loads((out / "results" / "fake__a3c__seed0.json").read_text())
+    res = json.loads((out / "results" / f"{GAME}__a3c__seed0.json").read_text())
     assert res["total_steps"] == 64 and (out / "leaderboard.md").exists()
 
 

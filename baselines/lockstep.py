@@ -18,9 +18,11 @@ PPO itself (loss, minibatching over sequences, optimiser) is sb3-contrib's, unto
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import gymnasium as gym
 import numpy as np
 import torch as th
 from gymnasium import spaces
@@ -29,45 +31,18 @@ from sb3_contrib.common.recurrent.type_aliases import RNNStates
 from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.running_mean_std import RunningMeanStd
 from stable_baselines3.common.utils import obs_as_tensor
-from stable_baselines3.common.vec_env import VecEnv, VecTransposeImage
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecTransposeImage
 
 from baselines.config import AgentConfig
 from baselines.network import SSDLstmPolicy, policy_kwargs
 
 
-class SpacesOnlyVecEnv(VecEnv):
-    """A VecEnv face that only carries spaces and ``num_envs``.
+class SpacesOnly(gym.Env):
+    """An env that has only spaces: RecurrentPPO sizes its buffers from an env at construction; the
+    lockstep driver does the stepping (``step`` and ``reset`` raise NotImplementedError)."""
 
-    RecurrentPPO needs an env at construction to size its buffers; the lockstep driver does the
-    stepping, so this one is never stepped (it raises if someone tries).
-    """
-
-    def __init__(self, num_envs: int, observation_space: spaces.Space, action_space: spaces.Space) -> None:
-        super().__init__(num_envs, observation_space, action_space)
-
-    def reset(self) -> Any:
-        raise RuntimeError("the lockstep driver steps the shared env; learners never reset it")
-
-    def step_async(self, actions: np.ndarray) -> None:
-        raise RuntimeError("the lockstep driver steps the shared env; learners never step it")
-
-    def step_wait(self) -> Any:
-        raise RuntimeError("the lockstep driver steps the shared env; learners never step it")
-
-    def close(self) -> None:
-        pass
-
-    def get_attr(self, attr_name: str, indices: Any = None) -> list[Any]:
-        return [getattr(self, attr_name, None)] * len(self._get_indices(indices))
-
-    def set_attr(self, attr_name: str, value: Any, indices: Any = None) -> None:
-        pass
-
-    def env_method(self, method_name: str, *args: Any, indices: Any = None, **kwargs: Any) -> list[Any]:
-        return [None] * len(self._get_indices(indices))
-
-    def env_is_wrapped(self, wrapper_class: type, indices: Any = None) -> list[bool]:
-        return [False] * len(self._get_indices(indices))
+    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space) -> None:
+        self.observation_space, self.action_space = observation_space, action_space
 
 
 class LinearSchedule:
@@ -128,34 +103,21 @@ def make_learners(
     device: str = "cpu",
 ) -> list[RecurrentPPO]:
     """One RecurrentPPO per slot group, with the paper's network and the config's PPO settings."""
-    p = cfg.ppo
+    p, net = cfg.ppo, cfg.network
+    ppo_kwargs = {k: getattr(p, k) for k in ("n_steps", "n_epochs", "gamma", "gae_lambda", "clip_range", "ent_coef",
+                                             "vf_coef", "max_grad_norm")}
     learners = []
     for i, group in enumerate(groups):
         n_envs = len(group)
         learner = RecurrentPPO(
             SSDLstmPolicy,
-            SpacesOnlyVecEnv(n_envs, observation_space, action_space),
+            DummyVecEnv([lambda: SpacesOnly(observation_space, action_space)] * n_envs),
             learning_rate=LinearSchedule(p.lr_init, p.lr_end),
-            n_steps=p.n_steps,
-            # RecurrentPPO needs batch_size <= buffer size
-            batch_size=min(p.batch_size, p.n_steps * n_envs),
-            n_epochs=p.n_epochs,
-            gamma=p.gamma,
-            gae_lambda=p.gae_lambda,
-            clip_range=p.clip_range,
-            ent_coef=p.ent_coef,
-            vf_coef=p.vf_coef,
-            max_grad_norm=p.max_grad_norm,
-            policy_kwargs=policy_kwargs(
-                conv_channels=cfg.network.conv_channels,
-                fc_sizes=cfg.network.fc_sizes,
-                lstm_hidden_size=cfg.network.lstm_hidden_size,
-                use_actions=cfg.policy_inputs == "rgb+actions",
-                critic=cfg.network.critic,
-            ),
-            seed=seed * 1000 + i,
-            device=device,
-            verbose=0,
+            batch_size=min(p.batch_size, p.n_steps * n_envs),  # RecurrentPPO needs batch_size <= buffer size
+            policy_kwargs=policy_kwargs(conv_channels=net.conv_channels, fc_sizes=net.fc_sizes,
+                                        lstm_hidden_size=net.lstm_hidden_size, critic=net.critic,
+                                        use_actions=cfg.policy_inputs == "rgb+actions"),
+            seed=seed * 1000 + i, device=device, verbose=0, **ppo_kwargs,
         )
         # losses are read from name_to_value by the trainer; no SB3 output formats needed
         learner.set_logger(Logger(folder=None, output_formats=[]))
@@ -187,27 +149,21 @@ def policy_step(policy: Any, obs: Any, lstm_states: RNNStates, episode_starts: t
 
 def take(obs: Any, idx: np.ndarray | slice) -> Any:
     """Rows ``idx`` of a (dict of) batched observation array(s)."""
-    if isinstance(obs, dict):
-        return {k: v[idx] for k, v in obs.items()}
-    return obs[idx]
-
-
-def stack_obs(items: list[Any]) -> Any:
-    if isinstance(items[0], dict):
-        return {k: np.stack([o[k] for o in items]) for k in items[0]}
-    return np.stack(items)
+    return {k: v[idx] for k, v in obs.items()} if isinstance(obs, dict) else obs[idx]
 
 
 def as_learner_obs(learner: RecurrentPPO, obs: Any) -> Any:
     """Channels-last env images -> what the learner's policy was built for (SB3 transposes images)."""
-    if isinstance(learner.env, VecTransposeImage):
-        return learner.env.transpose_observations(obs)
-    return obs
+    return learner.env.transpose_observations(obs) if isinstance(learner.env, VecTransposeImage) else obs
+
+
+def _tensor(learner: RecurrentPPO, x: Any, dtype: Any = None) -> Any:
+    return obs_as_tensor(x, learner.device) if dtype is None else th.tensor(x, dtype=dtype, device=learner.device)
 
 
 @dataclass
 class RolloutStats:
-    """Where the wall time of one rollout went (seconds)."""
+    """Where the wall time of the rollouts went (seconds)."""
 
     env_s: float = 0.0
     policy_s: float = 0.0
@@ -222,28 +178,20 @@ class LockstepTrainer:
     action probabilities of all slots, shape ``[num_slots, A]``, before ``step``.
     """
 
-    def __init__(
-        self,
-        venv: VecEnv,
-        learners: list[RecurrentPPO],
-        groups: list[np.ndarray],
-        total_timesteps: int,
-        on_step: Callable[[list[dict], np.ndarray], None] | None = None,
-        normalize_reward: bool = False,
-    ) -> None:
+    def __init__(self, venv: VecEnv, learners: list[RecurrentPPO], groups: list[np.ndarray], total_timesteps: int,
+                 on_step: Callable[[list[dict], np.ndarray], None] | None = None, normalize_reward: bool = False) -> None:
         if sum(len(g) for g in groups) != venv.num_envs:
             raise ValueError("slot groups must cover the env's slots exactly once")
+        self.n_steps = learners[0].n_steps
+        if any(lrn.n_steps != self.n_steps for lrn in learners):
+            raise ValueError("lockstep learners must share n_steps")
         self.venv, self.learners, self.groups = venv, learners, groups
         self.total_timesteps = int(total_timesteps)  # agent-steps over all learners
         self.on_step = on_step
         self.wants_probs = callable(getattr(venv, "set_action_probs", None))
-        self.n_steps = learners[0].n_steps
-        if any(lrn.n_steps != self.n_steps for lrn in learners):
-            raise ValueError("lockstep learners must share n_steps")
         self.stats = RolloutStats()
         self.reward_scalers = [ReturnScaler(len(g), lrn.gamma) for lrn, g in zip(learners, groups)] if normalize_reward else None
 
-    # ------------------------------------------------------------------------------------------
     def rollouts_in_budget(self) -> int:
         """Rollouts the run makes: the budget rounded up to whole rollouts of every slot. Schedules
         (lr) are laid over exactly these, so the last update runs at ``lr_end``."""
@@ -265,40 +213,32 @@ class LockstepTrainer:
         for learner, group in zip(self.learners, self.groups):
             learner._last_obs = as_learner_obs(learner, take(obs, group))
             learner._last_episode_starts = np.ones(len(group), dtype=bool)
-            # zero LSTM states of the right shape (sb3-contrib builds them in _setup_model)
-            learner._last_lstm_states = RNNStates(
-                tuple(th.zeros_like(s) for s in learner._last_lstm_states.pi),
-                tuple(th.zeros_like(s) for s in learner._last_lstm_states.vf),
-            )
+            zeros = lambda states: tuple(th.zeros_like(s) for s in states)  # noqa: E731
+            learner._last_lstm_states = RNNStates(zeros(learner._last_lstm_states.pi), zeros(learner._last_lstm_states.vf))
             learner._total_timesteps = self.rollouts_in_budget() * self.n_steps * len(group)
-            if learner.ep_info_buffer is None:
-                from collections import deque
-
+            if learner.ep_info_buffer is None:  # made by RecurrentPPO.learn, which the trainer never calls
                 learner.ep_info_buffer = deque(maxlen=learner._stats_window_size)
                 learner.ep_success_buffer = deque(maxlen=learner._stats_window_size)
 
     def collect_rollouts(self) -> None:
         """Fill every learner's rollout buffer with ``n_steps`` steps (RecurrentPPO.collect_rollouts)."""
-        num_slots = self.venv.num_envs
         for learner in self.learners:
             learner.policy.set_training_mode(False)
             learner.rollout_buffer.reset()
-        actions_all = np.zeros(num_slots, dtype=np.int64)
+        actions_all = np.zeros(self.venv.num_envs, dtype=np.int64)
         probs_all: np.ndarray | None = None
-        step_out: list[tuple] = [None] * len(self.learners)  # type: ignore[list-item]
+        step_out: list[tuple] = [()] * len(self.learners)
         for _ in range(self.n_steps):
             t0 = time.perf_counter()
             for k, (learner, group) in enumerate(zip(self.learners, self.groups)):
-                obs_tensor = obs_as_tensor(learner._last_obs, learner.device)
-                starts = th.tensor(learner._last_episode_starts, dtype=th.float32, device=learner.device)
+                starts = _tensor(learner, learner._last_episode_starts, th.float32)
                 actions, values, log_probs, states, probs = policy_step(
-                    learner.policy, obs_tensor, learner._last_lstm_states, starts
-                )
+                    learner.policy, _tensor(learner, learner._last_obs), learner._last_lstm_states, starts)
                 actions = actions.cpu().numpy()
                 actions_all[group] = actions
                 if self.wants_probs:
                     if probs_all is None:
-                        probs_all = np.zeros((num_slots, probs.shape[1]), dtype=np.float32)
+                        probs_all = np.zeros((self.venv.num_envs, probs.shape[1]), dtype=np.float32)
                     probs_all[group] = probs.cpu().numpy()
                 step_out[k] = (actions, values, log_probs, states)
             t1 = time.perf_counter()
@@ -319,15 +259,9 @@ class LockstepTrainer:
                 learner.num_timesteps += len(group)
                 learner._update_info_buffer(g_infos, g_dones)
                 self._bootstrap_timeouts(learner, g_rewards, g_dones, g_infos, states)
-                learner.rollout_buffer.add(
-                    learner._last_obs,
-                    actions.reshape(-1, 1),  # Discrete actions are stored as a column
-                    g_rewards,
-                    learner._last_episode_starts,
-                    values,
-                    log_probs,
-                    lstm_states=learner._last_lstm_states,
-                )
+                learner.rollout_buffer.add(learner._last_obs, actions.reshape(-1, 1),  # Discrete: a column
+                                           g_rewards, learner._last_episode_starts, values, log_probs,
+                                           lstm_states=learner._last_lstm_states)
                 learner._last_obs = as_learner_obs(learner, take(new_obs, group))
                 learner._last_episode_starts = g_dones
                 learner._last_lstm_states = states
@@ -337,28 +271,27 @@ class LockstepTrainer:
             self.stats.buffer_s += t3 - t2
         for learner in self.learners:
             with th.no_grad():
-                starts = th.tensor(learner._last_episode_starts, dtype=th.float32, device=learner.device)
-                values = learner.policy.predict_values(
-                    obs_as_tensor(learner._last_obs, learner.device), learner._last_lstm_states.vf, starts
-                )
+                starts = _tensor(learner, learner._last_episode_starts, th.float32)
+                values = learner.policy.predict_values(_tensor(learner, learner._last_obs),
+                                                       learner._last_lstm_states.vf, starts)
             learner.rollout_buffer.compute_returns_and_advantage(last_values=values, dones=learner._last_episode_starts)
 
     @staticmethod
-    def _bootstrap_timeouts(learner: RecurrentPPO, rewards: np.ndarray, dones: np.ndarray, infos: list[dict], states: RNNStates) -> None:
+    def _bootstrap_timeouts(learner: RecurrentPPO, rewards: np.ndarray, dones: np.ndarray, infos: list[dict],
+                            states: RNNStates) -> None:
         """Truncated episodes: add gamma * V(terminal_obs) (sb3 issue #633), batched over slots."""
-        idx = [
-            i
-            for i, d in enumerate(dones)
-            if d and infos[i].get("terminal_observation") is not None and infos[i].get("TimeLimit.truncated", False)
-        ]
+        idx = [i for i, d in enumerate(dones) if d and infos[i].get("terminal_observation") is not None
+               and infos[i].get("TimeLimit.truncated", False)]
         if not idx:
             return
-        terminal = as_learner_obs(learner, stack_obs([infos[i]["terminal_observation"] for i in idx]))
+        terminal = [infos[i]["terminal_observation"] for i in idx]
+        terminal = ({k: np.stack([o[k] for o in terminal]) for k in terminal[0]} if isinstance(terminal[0], dict)
+                    else np.stack(terminal))
         with th.no_grad():
             vf_states = (states.vf[0][:, idx, :].contiguous(), states.vf[1][:, idx, :].contiguous())
             starts = th.zeros(len(idx), dtype=th.float32, device=learner.device)
-            terminal_values = learner.policy.predict_values(obs_as_tensor(terminal, learner.device), vf_states, starts)
-        rewards[idx] += learner.gamma * terminal_values.flatten().cpu().numpy()
+            values = learner.policy.predict_values(_tensor(learner, as_learner_obs(learner, terminal)), vf_states, starts)
+        rewards[idx] += learner.gamma * values.flatten().cpu().numpy()
 
     def train(self) -> dict[str, float]:
         """One PPO update per learner (sb3-contrib's ``RecurrentPPO.train``). Returns mean losses."""
@@ -368,9 +301,8 @@ class LockstepTrainer:
             learner.train()
             for key, value in learner.logger.name_to_value.items():
                 logs.setdefault(key, []).append(float(value))
-            learner.logger.name_to_value.clear()
-            learner.logger.name_to_count.clear()
-            learner.logger.name_to_excluded.clear()
+            for d in (learner.logger.name_to_value, learner.logger.name_to_count, learner.logger.name_to_excluded):
+                d.clear()
         return {k: float(np.mean(v)) for k, v in logs.items()}
 
     def current_lr(self) -> float:

@@ -129,3 +129,10 @@ def restore_learners(ckpt_dir: str | os.PathLike, learners: list, state: dict[st
         learner.set_parameters(str(path), exact_match=True, device=learner.device)
         learner.num_timesteps = int(state["learners"][i]["num_timesteps"])
         learner._n_updates = int(state["learners"][i]["n_updates"])
+
+
+def restore_moa(ckpt_dir: str | os.PathLike, influence_env: Any | None, state: dict[str, Any]) -> None:
+    """The influence wrapper's MOA and curriculum step, if the run has one."""
+    if influence_env is not None:
+        influence_env.load_moa(str(Path(ckpt_dir) / "moa.pt"))
+        influence_env.global_step = int(state["influence_global_step"])

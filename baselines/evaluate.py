@@ -23,12 +23,12 @@ import numpy as np
 import torch as th
 from stable_baselines3.common.utils import obs_as_tensor
 
-from baselines.checkpoint import atomic_write_json, latest_checkpoint, load_state, restore_learners
+from baselines.checkpoint import atomic_write_json, latest_checkpoint, load_state, restore_learners, restore_moa
 from baselines.cli import integer, report
 from baselines.config import ConfigError, from_dict
 from baselines.envs import METRIC_TITLES, METRICS, base_of, influence_wrapper, make_env
 from baselines.lockstep import as_learner_obs, make_learners, policy_step, slot_groups, take
-from baselines.train import episode_record
+from baselines.curves import episode_record
 from ssd_gym.metrics import INFO_KEY
 
 # two-sided 95% Student-t quantiles for df = 1..30 (no scipy dependency)
@@ -137,9 +137,7 @@ def restore_players(loaded: tuple, num_worlds: int, seed: int, learner_seed: int
     a = info["args"]
     venv = make_env(cfg, a["game"], num_worlds, seed, a["total_steps"], num_agents=a["num_agents"], max_cycles=a["max_cycles"])
     infl = influence_wrapper(venv)
-    if infl is not None:
-        infl.load_moa(str(ckpt / "moa.pt"))
-        infl.global_step = int(state["influence_global_step"])
+    restore_moa(ckpt, infl, state)
     groups = slot_groups(num_worlds, int(venv.num_agents), cfg.sharing)
     learners = make_learners(cfg, venv.observation_space, venv.action_space, groups,
                              seed=seed if learner_seed is None else learner_seed)

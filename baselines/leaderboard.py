@@ -38,6 +38,7 @@ import numpy as np
 from baselines.checkpoint import atomic_write_json, atomic_write_text
 from baselines.cli import integer, report
 from baselines.config import GAMES, ConfigError
+from baselines.curves import final_scores, read_curve, run_curve, steps_to_positive
 from baselines.envs import METRIC_TITLES, METRICS
 
 ZOO = ("a3c", "visible_actions", "prosocial", "inequity_aversion", "influence_moa")
@@ -97,8 +98,8 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
         return json.loads(result_path.read_text())
     # run_training locks the run dir: a second board on the same --out stops at a run the first trains
     summary = run_training(train_args(job))
-    final = final_scores(Path(job["run_dir"]) / "progress.csv", job["total_steps"])
-    final["steps_to_positive"] = steps_to_positive(Path(job["run_dir"]) / "progress.csv")
+    rows = read_curve(Path(job["run_dir"]) / "progress.csv")
+    final = {**final_scores(rows, job["total_steps"], SCORES, FINAL_FRACTION), "steps_to_positive": steps_to_positive(rows)}
     result = {**{k: job[k] for k in ("agent", "game", "seed", "total_steps")}, "final": final,
               "agent_steps_per_s": summary["agent_steps_per_s"], "wall_s": summary["wall_s_this_process"],
               "run_dir": job["run_dir"]}
@@ -114,33 +115,6 @@ def train_args(job: dict[str, Any]):
                      num_worlds=job["num_worlds"], num_agents=job["num_agents"], max_cycles=job["max_cycles"],
                      run_dir=job["run_dir"], checkpoint_every=job["checkpoint_every"], overrides=list(job["overrides"]),
                      progress=False, tensorboard=job.get("tensorboard", True))
-
-
-def read_curve(path: Path) -> list[dict[str, float]]:
-    rows = []
-    for r in csv.DictReader(io.StringIO(path.read_text())):
-        rows.append({k: (float(v) if v not in ("", None) else math.nan) for k, v in r.items()})
-    return rows
-
-
-def steps_to_positive(curve_path: Path) -> float:
-    """Agent-steps at the first logging point whose mean collective return is above zero: how long
-    the config took to leave the random-firing phase (nan if it never did)."""
-    xs, ys = run_curve(read_curve(curve_path), "collective_return", max_points=10**9)
-    hit = np.flatnonzero(ys > 0)
-    return float(xs[hit[0]]) if len(hit) else math.nan
-
-
-def final_scores(curve_path: Path, total_steps: int) -> dict[str, float]:
-    """Mean of each metric over the episodes that ended in the last FINAL_FRACTION of the budget."""
-    rows = read_curve(curve_path)
-    if not rows:
-        return {m: math.nan for m in SCORES}
-    last = max(r["agent_steps"] for r in rows)
-    cut = min(last, (1.0 - FINAL_FRACTION) * total_steps)
-    tail = [r for r in rows if r["agent_steps"] >= cut] or rows[-1:]
-    values = {m: [r.get(m, math.nan) for r in tail] for m in SCORES}
-    return {m: float(np.nanmean(v)) if any(not math.isnan(x) for x in v) else math.nan for m, v in values.items()}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -304,23 +278,6 @@ def verdict(game_rows: list[dict[str, Any]]) -> str:
     return f"Verdict ({game}): " + "; ".join(parts) + "."
 
 
-def run_curve(rows: list[dict[str, float]], metric: str, max_points: int = 100) -> tuple[np.ndarray, np.ndarray]:
-    """(agent-steps, mean of ``metric``) per logging point (episodes are stamped at rollout ends),
-    merged into at most ``max_points`` consecutive groups."""
-    steps = np.array([r["agent_steps"] for r in rows])
-    vals = np.array([r.get(metric, math.nan) for r in rows])
-    ok = ~np.isnan(vals)
-    xs = np.unique(steps[ok])
-    if len(xs) == 0:
-        return xs, xs
-    ys = np.array([vals[ok & (steps == x)].mean() for x in xs])
-    if len(xs) > max_points:
-        groups = np.array_split(np.arange(len(xs)), max_points)
-        xs = np.array([xs[g].mean() for g in groups])
-        ys = np.array([ys[g].mean() for g in groups])
-    return xs, ys
-
-
 def plot_curves(out: Path, game: str, jobs: list[dict[str, Any]], total_steps: int) -> Path:
     """Learning curves (collective return, equality, R*(1-G), sustainability) per config against
     agent-steps: mean over seeds, band = range over seeds; the shaded last 20% is what the table
@@ -389,7 +346,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--total-steps", type=integer, default=None, help="agent-steps per run (overrides the preset; 5e7 is fine)")
     p.add_argument("--seeds", type=integer, default=None)
     p.add_argument("--agents", default=None, help=f"comma-separated configs (default: {','.join(ZOO)})")
-    p.add_argument("--games", default=None, help=f"comma-separated games from {','.join(g for g in GAMES if g != 'fake')}")
+    p.add_argument("--games", default=None, help=f"comma-separated games from {','.join(GAMES)}")
     p.add_argument("--num-worlds", type=integer, default=None)
     p.add_argument("--jobs", type=integer, default=min(2, os.cpu_count() or 1), help="runs in parallel (default: %(default)s)")
     p.add_argument("--out", default=None, help="output directory (default: leaderboard/<preset>)")

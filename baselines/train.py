@@ -2,32 +2,25 @@
 
     ssd-train --agent influence_moa --game cleanup_small --total-steps 200000 --seed 0
 
-``--total-steps`` counts agent-steps (one action of one agent; a world step of N agents is N).
-The run directory (default ``runs/<game>/<agent>/seed<seed>``) gets TensorBoard logs, a
-``progress.csv`` learning curve, the resolved config and periodic checkpoints. Running the same
-command again resumes from the last checkpoint (after Ctrl-C, kill -9, a crash...), continuing the
-step count, the learning-rate schedule, the influence curriculum and the MOA; ``--fresh`` starts over.
+``--total-steps`` counts agent-steps (a world step of N agents is N). The run directory (default
+``runs/<game>/<agent>/seed<seed>``) gets TensorBoard logs, the ``progress.csv`` learning curve, the
+resolved config and checkpoints; the same command again resumes from the last checkpoint (steps,
+lr schedule, influence curriculum, MOA); ``--fresh`` starts over. Everything is checked
+(:func:`check_run`) before the run directory is touched; a bad argument exits 2 with one
+``ssd-train: error: ...`` line. While a trainer runs, its run directory is locked (:mod:`baselines.runlock`).
 
-Every argument and the game/agent/map combination are checked (:func:`check_run`) before the run
-directory is touched; a bad one exits with status 2 and one ``ssd-train: error: ...`` line. Integer
-flags take ``500000``, ``500_000`` or ``5e5`` (:func:`baselines.cli.integer`). While a trainer runs,
-the run directory is locked (``train.lock``, :mod:`baselines.runlock`): a second trainer on it exits 2.
-
-The loop below is the whole algorithm, top to bottom: collect one rollout of every learner in
-lockstep, run each learner's PPO update, log, checkpoint.
+The loop in :func:`_train` is the whole algorithm: collect one rollout of every learner in lockstep,
+run each learner's PPO update, log, checkpoint.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import math
 import shutil
 import sys
 import time
-from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,19 +33,13 @@ from baselines.checkpoint import (
     latest_checkpoint,
     load_state,
     restore_learners,
+    restore_moa,
     save_checkpoint,
 )
 from baselines.cli import integer, report
 from baselines.config import AgentConfig, ConfigError, check_game, dump_yaml, load_agent_config
+from baselines.curves import CurveWriter, EpisodeLog
 from baselines.runlock import RunDirLock
-from ssd_gym.metrics import INFO_KEY, equality, equality_weighted_return
-
-CURVE_FIELDS = ("agent_steps", "wall_s", "world", "collective_return", "equality", "equality_weighted_return",
-                "sustainability", "peace", "box_opened", "box_open_step", "episode_length",
-                # influence agents: mean raw influence reward per agent-step of the episode, MOA accuracy
-                "influence_reward", "moa_accuracy",
-                # the PPO update that ended the rollout the episode finished in (mean over learners)
-                "explained_variance", "value_loss", "entropy")
 
 
 @dataclass
@@ -83,24 +70,24 @@ class TrainArgs:
         return Path("runs") / self.game / agent / f"seed{self.seed}"
 
 
+#: (argument, test, what it must be) for :func:`validate_args`
+ARG_CHECKS = [
+    ("total_steps", lambda v: v > 0, "must be a positive number of agent-steps"),
+    ("num_worlds", lambda v: v >= 1, "must be >= 1"),
+    ("num_agents", lambda v: v is None or v >= 1, "must be >= 1"),
+    ("max_cycles", lambda v: v is None or v >= 1, "must be >= 1"),
+    ("checkpoint_every", lambda v: v > 0, "must be > 0"),
+    ("keep_checkpoints", lambda v: v >= 1, "must be >= 1 (the newest is needed to resume)"),
+    ("seed", lambda v: v >= 0, "must be >= 0"),
+    ("torch_threads", lambda v: v >= 1, "must be >= 1"),
+]
+
+
 def validate_args(args: TrainArgs) -> None:
     """Clear errors for bad run arguments (before anything is built or written)."""
-    if args.total_steps <= 0:
-        raise ConfigError(f"total_steps must be a positive number of agent-steps, got {args.total_steps}")
-    if args.num_worlds < 1:
-        raise ConfigError(f"num_worlds must be >= 1, got {args.num_worlds}")
-    if args.num_agents is not None and args.num_agents < 1:
-        raise ConfigError(f"num_agents must be >= 1, got {args.num_agents}")
-    if args.max_cycles is not None and args.max_cycles < 1:
-        raise ConfigError(f"max_cycles must be >= 1, got {args.max_cycles}")
-    if args.checkpoint_every <= 0:
-        raise ConfigError(f"checkpoint_every must be > 0, got {args.checkpoint_every}")
-    if args.keep_checkpoints < 1:
-        raise ConfigError(f"keep_checkpoints must be >= 1 (the newest is needed to resume), got {args.keep_checkpoints}")
-    if args.seed < 0:
-        raise ConfigError(f"seed must be >= 0, got {args.seed}")
-    if args.torch_threads < 1:
-        raise ConfigError(f"torch_threads must be >= 1, got {args.torch_threads}")
+    for name, ok, what in ARG_CHECKS:
+        if not ok(getattr(args, name)):
+            raise ConfigError(f"{name} {what}, got {getattr(args, name)}")
     check_game(args.game)
     check_device(args.device)
     run_dir = args.resolved_run_dir()
@@ -141,112 +128,6 @@ def check_run(args: TrainArgs) -> AgentConfig:
         raise ConfigError(f"{what}, agent {cfg.name}: {exc}") from None
     venv.close()
     return cfg
-
-
-# ----------------------------------------------------------------------------------------------
-# episode metrics
-
-
-class EpisodeLog:
-    """Collects finished episodes (one record per world) for the curve CSV, TensorBoard and the bar."""
-
-    def __init__(self, num_agents: int, window: int = 20) -> None:
-        self.num_agents = num_agents
-        self.pending: list[dict[str, Any]] = []
-        self.recent: deque[dict[str, Any]] = deque(maxlen=window)
-        self.agent_steps = 0
-        self.t0 = time.time()
-        self.wall_offset = 0.0
-        self._influence: np.ndarray | None = None  # per slot, summed since its episode began
-
-    def on_step(self, infos: list[dict], dones: np.ndarray) -> None:
-        N = self.num_agents
-        if "influence_reward" in infos[0]:
-            step = np.fromiter((i["influence_reward"] for i in infos), dtype=np.float64, count=len(infos))
-            self._influence = step if self._influence is None else self._influence + step
-        for slot in np.flatnonzero(np.asarray(dones).reshape(-1)[::N]) * N:
-            ep = infos[slot].get(INFO_KEY)
-            if ep is None:
-                continue
-            rec = episode_record(ep, [infos[slot + i].get(INFO_KEY, {}).get("agent_return", math.nan)
-                                      for i in range(N)])
-            rec.update(agent_steps=self.agent_steps, world=int(slot // N),
-                       wall_s=round(self.wall_offset + time.time() - self.t0, 2))
-            if self._influence is not None:
-                rec["influence_reward"] = float(self._influence[slot:slot + N].mean() / max(rec["episode_length"], 1))
-                rec["moa_accuracy"] = float(np.nanmean([infos[slot + i].get("moa_accuracy", math.nan) for i in range(N)]))
-                self._influence[slot:slot + N] = 0.0
-            self.pending.append(rec)
-            self.recent.append(rec)
-
-    def stamp(self, agent_steps: int, losses: dict[str, float]) -> None:
-        """Mark the pending episodes with the step count and the stats of the update that followed."""
-        update = {"explained_variance": losses.get("train/explained_variance", math.nan),
-                  "value_loss": losses.get("train/value_loss", math.nan),
-                  "entropy": -losses.get("train/entropy_loss", math.nan)}  # SB3 logs the entropy's negative
-        for rec in self.pending:
-            rec.update(update, agent_steps=agent_steps)
-
-    def mean(self, key: str) -> float:
-        vals = [r[key] for r in self.recent if r.get(key) is not None and not _isnan(r[key])]
-        return float(np.mean(vals)) if vals else math.nan
-
-
-def _isnan(x: Any) -> bool:
-    return isinstance(x, float) and math.isnan(x)
-
-
-def episode_record(ep: dict[str, Any], returns: list[float]) -> dict[str, Any]:
-    """The zoo's metrics of one episode from the env's ``info["episode_metrics"]`` (computed if missing)."""
-    rets = np.asarray(ep.get("returns", returns), dtype=np.float64)
-    rec = {
-        "collective_return": float(ep.get("collective_return", rets.sum())),
-        "equality": float(ep.get("equality", equality(rets))),
-        "equality_weighted_return": float(ep.get("equality_weighted_return", equality_weighted_return(rets))),
-        "sustainability": float(ep.get("sustainability", math.nan)),
-        "peace": float(ep.get("peace", math.nan)),
-        "episode_length": int(ep.get("episode_length", ep.get("l", 0))),
-        "box_opened": "",
-        "box_open_step": "",
-    }
-    if "box_opened" in ep:
-        rec["box_opened"] = int(bool(ep["box_opened"]))
-        step = ep.get("box_open_step")
-        rec["box_open_step"] = "" if step is None or (isinstance(step, (int, float)) and step < 0) else int(step)
-    return rec
-
-
-def _steps(row: dict[str, Any]) -> int | None:
-    try:
-        return int(float(row["agent_steps"]))
-    except (TypeError, ValueError):
-        return None
-
-
-class CurveWriter:
-    """Append-only ``progress.csv``; on resume, rows past the checkpoint are dropped (atomically)."""
-
-    def __init__(self, path: Path, resume_step: int | None) -> None:
-        self.path = path
-        if resume_step is None or not path.exists():
-            atomic_write_text(path, ",".join(CURVE_FIELDS) + "\n")
-        else:
-            # a kill -9 can cut the last appended line short: keep only complete rows up to the checkpoint
-            rows = [r for r in csv.DictReader(io.StringIO(path.read_text()))
-                    if None not in r.values() and _steps(r) is not None and _steps(r) <= resume_step]
-            buf = io.StringIO()
-            w = csv.DictWriter(buf, fieldnames=CURVE_FIELDS, extrasaction="ignore")
-            w.writeheader()
-            w.writerows(rows)
-            atomic_write_text(path, buf.getvalue())
-
-    def write(self, records: list[dict[str, Any]]) -> None:
-        if not records:
-            return
-        with open(self.path, "a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=CURVE_FIELDS, extrasaction="ignore")
-            for rec in records:  # 6 significant digits: influence rewards are ~1e-5
-                w.writerow({k: (float(f"{v:.6g}") if isinstance(v, float) else v) for k, v in rec.items()})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -311,11 +192,9 @@ def _train(args: TrainArgs, cfg: AgentConfig, run_dir: Path) -> dict[str, Any]:
     infl = influence_wrapper(venv)
     if state is not None:
         restore_learners(ckpt, trainer.learners, state)
+        restore_moa(ckpt, infl, state)
         for scaler, saved in zip(trainer.reward_scalers or [], state.get("reward_scalers", [])):
             scaler.load_state_dict(saved)
-        if infl is not None:
-            infl.load_moa(str(ckpt / "moa.pt"))
-            infl.global_step = int(state["influence_global_step"])
         episodes.wall_offset = float(state.get("wall_s", 0.0))
     trainer.reset()
 
@@ -406,7 +285,7 @@ def _log_tensorboard(writer, steps: int, episodes: EpisodeLog, losses: dict[str,
         return
     for rec in episodes.pending:
         for key in ("collective_return", "equality", "equality_weighted_return", "sustainability", "peace"):
-            if not _isnan(rec[key]):
+            if not math.isnan(rec[key]):
                 writer.add_scalar(f"episode/{key}", rec[key], steps)
         if rec["box_opened"] != "":
             writer.add_scalar("episode/box_opened", rec["box_opened"], steps)

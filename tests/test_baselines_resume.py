@@ -100,7 +100,7 @@ def test_resume_refuses_a_different_run(tmp_path):
 
 def test_curve_survives_a_torn_last_line(tmp_path):
     """kill -9 during an append leaves half a row; resuming drops it and rows past the checkpoint."""
-    from baselines.train import CURVE_FIELDS, CurveWriter
+    from baselines.curves import CURVE_FIELDS, CurveWriter
 
     path = tmp_path / "progress.csv"
     pad = "," * (len(CURVE_FIELDS) - 11)  # the columns after episode_length are empty here

@@ -14,7 +14,7 @@ from .rule import Rule, policy_from_agents
 class SymbolRule(InfluenceRule):
     """The channel's rule: everyone's last symbols as observation and, with ``beta > 0``, the
     influence of each agent's symbol as reward (the symbol is the counterfactual variable; info
-    keys prefixed ``symbol_``).  Actions: ``[W, N, 2]`` (env action, symbol)."""
+    keys prefixed ``symbol_``).  Actions: ``(env actions [W, N] or None, symbols [W, N])``."""
 
     obs_key = "symbols"
 
@@ -29,7 +29,8 @@ class SymbolRule(InfluenceRule):
             raise ValueError(f"{wrapper} needs Discrete env action spaces, got {action_spaces}")
         self.engine = self.reader = self.policy = None
         self.global_step = 0
-        if self.beta > 0:
+        self.uses_rewards = self.beta > 0
+        if self.uses_rewards:
             super().bind(wrapper, num_worlds, num_agents, obs_space, action_spaces)
         self.symbols = np.full((num_worlds, num_agents), self.vocab_size, dtype=np.int64)
 
@@ -45,10 +46,10 @@ class SymbolRule(InfluenceRule):
             super().reset(mask)
 
     def step(self, e, actions, img=None, vis=None):
-        self.symbols = actions[..., 1].copy()
+        env_actions, self.symbols = actions
         if self.engine is None:
             return None, {}
-        r, info = super().step(e, actions[..., 0], img, vis, symbols=self.symbols)
+        r, info = super().step(e, env_actions, img, vis, symbols=self.symbols)
         return r, {"symbol_" + k: v for k, v in info.items() if k != "policy_source"}
 
 
@@ -101,9 +102,7 @@ class CommunicationChannel(InfluenceFace, RuleParallelEnv):
         self.rule.policy = policy_from_agents("set_symbol_probs", probs, self._index, self.vocab_size)
 
     def _split_actions(self, actions):
-        act = np.zeros((1, len(self.possible_agents), 2), dtype=np.int64)
-        act[0, :, 1] = self.rule.symbols[0]
-        env_actions = {}
+        symbols, env_actions = self.rule.symbols.copy(), {}
         for a, x in actions.items():
             arr = np.asarray(x).reshape(-1)
             if arr.shape != (2,):
@@ -111,8 +110,8 @@ class CommunicationChannel(InfluenceFace, RuleParallelEnv):
             if not 0 <= arr[1] < self.vocab_size:
                 raise ValueError(f"CommunicationChannel: symbol of {a!r} must be in [0, {self.vocab_size}), got {arr[1]}")
             env_actions[a] = int(arr[0])
-            act[0, self._index[a]] = env_actions[a], int(arr[1])
-        missing = [a for a in self.possible_agents if a not in actions]
-        if missing and self.rule.engine is not None:
-            raise ValueError(f"CommunicationChannel influence needs every agent's action; missing {missing}")
-        return env_actions, act
+            symbols[0, self._index[a]] = int(arr[1])
+        act = None
+        if self.rule.engine is not None:  # the influence needs every agent's env action
+            env_actions, act = super()._split_actions(env_actions)
+        return env_actions, (act, symbols)

@@ -1,9 +1,5 @@
-"""Array cores of the social-reward wrappers.
-
-Every reward rule lives here exactly once, written over arrays whose two leading axes are
-``[worlds, agents]``.  The PettingZoo wrappers call these with ``worlds = 1``; the SB3 VecEnv
-faces call them with the batched simulator's ``num_worlds``.  Nothing in this module knows about
-dicts, agent names or environments.
+"""The wrappers' formulas as pure functions over arrays (leading axes ``[worlds, agents]``), and
+the argument checks; nothing here knows about dicts, agent names or environments.
 
 Sources: prosocial eta-weighting, Jaques et al. 2019 (ICML, arXiv 1810.08647) supp. 10.5.2;
 inequity aversion, Hughes et al. 2018 (NeurIPS, arXiv 1803.08884) with the smoothed-reward
@@ -25,9 +21,7 @@ DIVERGENCES = ("kl", "jsd", "pmi")
 _EPS = 1e-20
 
 
-# --------------------------------------------------------------------------------------------
-# argument validation (shared by every wrapper: bad input fails before any state changes)
-# --------------------------------------------------------------------------------------------
+# ---- argument validation (shared by every wrapper: bad input fails before any state changes)
 
 def check_weight(name: str, value, *, allow_zero: bool = True) -> float:
     """Return ``value`` as a float, or raise ``ValueError`` naming ``name`` if it is not a finite,
@@ -58,9 +52,7 @@ def check_divergence(divergence: str) -> str:
     return divergence
 
 
-# --------------------------------------------------------------------------------------------
-# prosocial (Jaques et al. 2019 supp. 10.5.2)
-# --------------------------------------------------------------------------------------------
+# ---- prosocial (Jaques et al. 2019 supp. 10.5.2)
 
 def prosocial_rewards(rewards: np.ndarray, eta: float) -> np.ndarray:
     """r_k = e_k + eta * sum_{i != k} e_i, over the last axis (agents).
@@ -72,9 +64,7 @@ def prosocial_rewards(rewards: np.ndarray, eta: float) -> np.ndarray:
     return e + eta * others
 
 
-# --------------------------------------------------------------------------------------------
-# inequity aversion (Hughes et al. 2018, with temporal smoothing; algorithms.md 1.1)
-# --------------------------------------------------------------------------------------------
+# ---- inequity aversion (Hughes et al. 2018, with temporal smoothing; algorithms.md 1.1)
 
 def smooth_rewards(traces: np.ndarray, rewards: np.ndarray, gamma: float, lam: float) -> np.ndarray:
     """One step of the smoothed-reward trace: e_hat(t) = gamma * lam * e_hat(t-1) + e(t)."""
@@ -102,9 +92,7 @@ def inequity_aversion_rewards(rewards: np.ndarray, traces: np.ndarray, alpha: fl
     return e - (alpha * envy + beta * guilt) / (n - 1)
 
 
-# --------------------------------------------------------------------------------------------
-# social influence (Jaques et al. 2019; algorithms.md 3.1-3.4)
-# --------------------------------------------------------------------------------------------
+# ---- social influence (Jaques et al. 2019; algorithms.md 3.1-3.4)
 
 def curriculum_weight(beta: float, step: int, curriculum_steps: int) -> float:
     """beta * min(1, step / curriculum_steps); the full ``beta`` when ``curriculum_steps`` is 0."""

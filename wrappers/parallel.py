@@ -6,32 +6,23 @@ import gymnasium
 import numpy as np
 from pettingzoo.utils.env import AECEnv, ParallelEnv
 from pettingzoo.utils.wrappers import BaseParallelWrapper
+from stable_baselines3.common.vec_env import VecEnv
 
 from .rule import Rule, extend_dict_space, extend_obs
 
 
 def check_parallel_env(env, wrapper: str) -> None:
     """Raise ``TypeError`` naming the problem unless ``env`` is a PettingZoo ``ParallelEnv``."""
-    try:  # imported lazily: SB3 is only needed for the VecEnv faces
-        from stable_baselines3.common.vec_env import VecEnv
-    except ImportError:  # pragma: no cover
-        VecEnv = ()
-    if VecEnv and isinstance(env, VecEnv):
-        raise TypeError(f"{wrapper} wraps a PettingZoo ParallelEnv, but got an SB3 VecEnv "
-                        f"({type(env).__name__}); use the VecEnv face of this wrapper instead")
-    if isinstance(env, AECEnv):
-        raise TypeError(f"{wrapper} wraps a PettingZoo ParallelEnv, but got an AEC env "
-                        f"({type(env).__name__}); convert it with "
-                        "pettingzoo.utils.conversions.aec_to_parallel(env) or use parallel_env()")
-    if isinstance(env, gymnasium.Env):
-        raise TypeError(f"{wrapper} wraps a PettingZoo ParallelEnv, but got a single-agent "
-                        f"gymnasium.Env ({type(env).__name__})")
-    if not isinstance(env, ParallelEnv):
-        needed = ("reset", "step", "possible_agents", "observation_space", "action_space")
-        missing = [a for a in needed if not hasattr(env, a)]
-        if missing:
-            raise TypeError(f"{wrapper} wraps a PettingZoo ParallelEnv, but got "
-                            f"{type(env).__name__}, which lacks {missing}")
+    for kind, what, hint in [(VecEnv, "an SB3 VecEnv", "; use the VecEnv face of this wrapper instead"),
+                             (AECEnv, "an AEC env", "; convert it with pettingzoo.utils.conversions."
+                                                    "aec_to_parallel(env) or use parallel_env()"),
+                             (gymnasium.Env, "a single-agent gymnasium.Env", "")]:
+        if isinstance(env, kind):
+            raise TypeError(f"{wrapper} wraps a PettingZoo ParallelEnv, but got {what} ({type(env).__name__}){hint}")
+    missing = [a for a in ("reset", "step", "possible_agents", "observation_space", "action_space")
+               if not hasattr(env, a)]
+    if not isinstance(env, ParallelEnv) and missing:
+        raise TypeError(f"{wrapper} wraps a PettingZoo ParallelEnv, but got {type(env).__name__}, which lacks {missing}")
 
 
 class RuleParallelEnv(BaseParallelWrapper):
@@ -59,14 +50,6 @@ class RuleParallelEnv(BaseParallelWrapper):
     @property
     def agents(self):  # forwarded explicitly: ParallelEnv declares it as a class annotation only
         return self.env.agents
-
-    @property
-    def num_agents(self) -> int:
-        return len(self.env.agents)
-
-    @property
-    def max_num_agents(self) -> int:
-        return len(self.possible_agents)
 
     def __str__(self) -> str:
         return f"{type(self).__name__}<{self.env}>"
@@ -108,16 +91,20 @@ class RuleParallelEnv(BaseParallelWrapper):
             img, vis = rule.reader.read_agents(self._obs, self.possible_agents)
         obs, rew, term, trunc, infos = self.env.step(env_actions)  # a failing step changes nothing here
         infos = {a: dict(i) for a, i in infos.items()}
-        e = np.zeros((1, len(index)))
+        e = np.zeros((1, len(index))) if rule.uses_rewards else None
         for a, r in rew.items():
             infos.setdefault(a, {}).setdefault("extrinsic_reward", float(r))
-            e[0, index[a]] = r
+            if e is not None:
+                e[0, index[a]] = r
         r, extra = rule.step(e, act, img, vis)
-        if extra:
-            cols = {k: v[0].tolist() if isinstance(v, np.ndarray) else v for k, v in extra.items()}
-            for a in rew:
-                i = index[a]
-                infos[a].update({k: v[i] if isinstance(v, list) else v for k, v in cols.items()})
+        for k, v in extra.items():
+            if isinstance(v, np.ndarray):
+                v = v[0].tolist()
+                for a in rew:
+                    infos[a][k] = v[index[a]]
+            else:
+                for a in rew:
+                    infos[a][k] = v
         if r is not None:
             r = r[0].tolist()
             rew = {a: r[index[a]] for a in rew}

@@ -23,11 +23,12 @@ class Rule:
     image ``[W, N, H, W, C]`` and visibility ``[W, N, N-1]`` (or None) of the observation the
     agents acted on.  ``step`` returns ``(rewards [W, N] or None for unchanged, info)``, ``info``
     mapping an info key to one value for everybody or an array ``[W, N]``.  A rule with an
-    ``obs_key`` adds ``observation()[w]`` (shape ``[N]``, space :meth:`obs_space`) under that key
-    to the observation of every agent of world ``w``.
+    ``obs_key`` has methods ``obs_space()`` (a space of shape ``[N]``) and ``observation()``
+    (``[W, N]``): row ``w`` is added under that key to the observation of every agent of world ``w``.
     """
 
     obs_key: str | None = None
+    uses_rewards = True  # False: the rule leaves rewards alone (``e`` is then None on the PettingZoo face)
     needs_actions = False
     reader: ObsReader | None = None
 
@@ -35,12 +36,6 @@ class Rule:
              action_spaces: list) -> None:
         """Check the env's spaces (errors name ``wrapper``) and allocate the per-world state."""
         self.num_worlds, self.num_agents = num_worlds, num_agents
-
-    def obs_space(self) -> spaces.Space:
-        raise NotImplementedError
-
-    def observation(self) -> np.ndarray:
-        raise NotImplementedError
 
     def reset(self, mask: np.ndarray | None = None) -> None:
         """Start new episodes in the worlds where ``mask`` [W] is True (None: in all)."""

@@ -78,10 +78,10 @@ class RuleVecEnv(VecEnvWrapper):
             img, vis = rule.reader.read_slots(self._obs, w, n)
         e = np.asarray(rews, dtype=np.float64).reshape(w, n)
         r, extra = rule.step(e, self._actions, img, vis)
-        if extra:
-            cols = {k: v.reshape(-1).tolist() if isinstance(v, np.ndarray) else v for k, v in extra.items()}
-            for s, info in enumerate(infos):
-                info.update({k: v[s] if isinstance(v, list) else v for k, v in cols.items()})
+        for k, v in extra.items():
+            v = v.reshape(-1).tolist() if isinstance(v, np.ndarray) else [v] * len(infos)
+            for info, x in zip(infos, v):
+                info[k] = x
         if rule.obs_key is not None:
             seen = rule.observation()
             for s, info in enumerate(infos):

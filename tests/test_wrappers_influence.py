@@ -29,14 +29,14 @@ def hand_set(env):
     model = env.engine.model
     n, hsz = model.num_agents, model.lstm_size
 
-    def cf_step(feat, idx, h, c):
-        b = feat.shape[1]
+    def counterfactuals(img, slots, h, c):
+        b = img.shape[0]
         logits = torch.log(torch.tensor(P, dtype=torch.float32))  # [C, A]
         logits = logits[None, None, :, None, :].expand(n, b, 2, n - 1, 2)
         zeros = torch.zeros(n, b, 2, hsz)
         return logits, zeros, zeros, torch.zeros(n, b, 2)  # uniform self-model
 
-    model.counterfactual_step = cf_step
+    model.counterfactuals = counterfactuals
     return env
 
 
@@ -121,9 +121,9 @@ def test_real_moa_zero_influence_when_prediction_ignores_own_action():
     _, _, _, _, info = env.step({a: 1 for a in env.agents})
     assert info["agent_0"]["influence_reward"] > 1e-7  # the untrained MOA does depend on it
     m = env.engine.model
-    with torch.no_grad():  # cut the own-action input of every agent's MOA
-        for n in range(3):
-            m.cat_table[n * m.dim_cat + int(m.offsets[0]): n * m.dim_cat + int(m.offsets[0]) + 4] = 0
+    with torch.no_grad():  # cut the own-action input of every agent's MOA (slot 0's one-hot weights)
+        own = int(m.offsets[0])
+        m.lstm.slot_weight.view(3, m.lstm.num_values, -1)[:, own:own + 4] = 0
     for _ in range(5):
         _, _, _, _, info = env.step({a: int(np.random.randint(4)) for a in env.agents})
         for a in env.possible_agents:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 import ssd_gym
@@ -57,9 +57,9 @@ class PPOConfig:
     clip_range: float = 0.2
     vf_coef: float = 0.5
     max_grad_norm: float = 0.5
-    ent_coef: float = 0.00176
-    lr_init: float = 0.00126
-    lr_end: float = 0.000012
+    ent_coef: float = MISSING  # these three: the game's tuned values (games.yaml)
+    lr_init: float = MISSING
+    lr_end: float = MISSING
     # rewards divided by the running std of the discounted return (baselines.lockstep.ReturnScaler)
     normalize_reward: bool = True
 
@@ -256,6 +256,8 @@ def _whole_numbers(data: Any, cls: Any) -> None:
 
 
 def _finish(cfg: DictConfig, source: str) -> AgentConfig:
+    if missing := OmegaConf.missing_keys(cfg):
+        raise ConfigError(f"{source}: no value for {', '.join(sorted(missing))}")
     for key, ok, what in CHECKS:
         value = OmegaConf.select(cfg, key)
         if not ok(value):

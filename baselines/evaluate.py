@@ -30,6 +30,7 @@ from baselines.envs import METRIC_TITLES, METRICS, base_of, influence_wrapper, m
 from baselines.lockstep import as_learner_obs, make_learners, policy_step, slot_groups, take
 from baselines.curves import episode_record
 from ssd_gym.metrics import INFO_KEY
+from ssd_gym.rendering import check_video_path, draw_world, write_video
 
 # two-sided 95% Student-t quantiles for df = 1..30 (no scipy dependency)
 _T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
@@ -97,8 +98,6 @@ def check_output_file(path: str | Path, flag: str) -> Path:
 
 def check_video(path: str | Path) -> None:
     """``--video``: a suffix (and, for .mp4, a codec) ssd_gym can write, at a writable place."""
-    from ssd_gym.rendering import check_video_path
-
     try:
         check_video_path(path)
     except (ValueError, ImportError) as exc:
@@ -182,7 +181,7 @@ def evaluate_run(run_dir: str | Path, episodes: int = 10, seed: int = 12345, det
     trace: list[float] = []
     first_episode_done = False
     if video:
-        frames.append(_frame(base))
+        frames.append(draw_world(base.engine, 0, 8))
     while len(records) < episodes:
         players.act(obs, lstm, starts, actions_all, probs_all, deterministic=deterministic)
         if infl is not None:
@@ -191,7 +190,7 @@ def evaluate_run(run_dir: str | Path, episodes: int = 10, seed: int = 12345, det
         if record_influence and not first_episode_done and "influence_reward" in infos[0]:
             trace.append([float(infos[s]["influence_reward"]) for s in range(0, venv.num_envs, n_agents)])
         if video and not first_episode_done and not dones[0]:
-            frames.append(_frame(base))
+            frames.append(draw_world(base.engine, 0, 8))
         for k, group in enumerate(groups):
             starts[k] = np.asarray(dones[group], dtype=bool)
         for slot in np.flatnonzero(np.asarray(dones)[::n_agents]) * n_agents:
@@ -245,23 +244,8 @@ def markdown_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _frame(base) -> np.ndarray:
-    if hasattr(base, "engine"):
-        from ssd_gym.rendering import draw_world
-
-        return draw_world(base.engine, 0, 8)
-    return np.asarray(base.render())
-
-
 def _write_video(frames: list[np.ndarray], path: str, fps: int = 8) -> str:
     Path(path).parent.mkdir(parents=True, exist_ok=True)  # check_output_file allowed missing parents
-    try:
-        from ssd_gym.rendering import write_video
-    except ImportError:  # pragma: no cover - ssd_gym always ships it
-        import imageio.v3 as iio
-
-        iio.imwrite(path, np.stack(frames), duration=1000.0 / fps, loop=0)
-        return path
     return write_video(frames, path, fps=fps)
 
 

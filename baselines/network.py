@@ -18,11 +18,10 @@ from __future__ import annotations
 from typing import Any
 
 import gymnasium as gym
-import numpy as np
 import torch as th
 from gymnasium import spaces
 from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
-from stable_baselines3.common.preprocessing import is_image_space_channels_first
+from stable_baselines3.common.preprocessing import get_flattened_obs_dim, is_image_space_channels_first
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
@@ -30,19 +29,6 @@ from baselines.config import CRITICS
 
 #: Dict observation keys that carry the visible-action channel, in the order they are concatenated.
 ACTION_KEYS = ("prev_action", "others_prev_actions", "others_visible")
-
-
-def _one_hot_size(space: spaces.Space) -> int:
-    """Width of the flat encoding of a non-image key (one-hot for discrete spaces)."""
-    if isinstance(space, spaces.Discrete):
-        return int(space.n)
-    if isinstance(space, spaces.MultiDiscrete):
-        return int(np.sum(space.nvec))
-    if isinstance(space, spaces.MultiBinary):
-        return int(np.prod(space.shape))
-    if isinstance(space, spaces.Box):
-        return int(np.prod(space.shape))
-    raise TypeError(f"unsupported observation key space {space!r}")
 
 
 class SSDFeaturesExtractor(BaseFeaturesExtractor):
@@ -77,7 +63,7 @@ class SSDFeaturesExtractor(BaseFeaturesExtractor):
             keys = [k for k in ACTION_KEYS if use_actions and k in observation_space.spaces]
             keys += [k for k in extra_keys if k in observation_space.spaces and k not in keys]
             self.vector_keys = tuple(keys)
-            vector_dim = sum(_one_hot_size(observation_space.spaces[k]) for k in self.vector_keys)
+            vector_dim = sum(get_flattened_obs_dim(observation_space.spaces[k]) for k in self.vector_keys)
         elif isinstance(observation_space, spaces.Box):
             image_space = observation_space
             self.vector_keys = ()

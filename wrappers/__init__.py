@@ -37,21 +37,8 @@ from .moa import MOA, InfluenceEngine
 from .prosocial import ProsocialReward, ProsocialRewardVecEnv
 
 __all__ = [
-    "ProsocialReward",
-    "InequityAversionReward",
-    "InfluenceReward",
-    "CommunicationChannel",
-    "ProsocialRewardVecEnv",
-    "InequityAversionVecEnv",
-    "InfluenceRewardVecEnv",
-    "InfluenceOptions",
-    "MOA",
-    "InfluenceEngine",
-    "prosocial_rewards",
-    "smooth_rewards",
-    "inequity_aversion_rewards",
-    "curriculum_weight",
-    "kl_divergence",
-    "js_divergence",
-    "pointwise_mutual_information",
+    "ProsocialReward", "InequityAversionReward", "InfluenceReward", "CommunicationChannel",
+    "ProsocialRewardVecEnv", "InequityAversionVecEnv", "InfluenceRewardVecEnv", "InfluenceOptions",
+    "MOA", "InfluenceEngine", "prosocial_rewards", "smooth_rewards", "inequity_aversion_rewards",
+    "curriculum_weight", "kl_divergence", "js_divergence", "pointwise_mutual_information",
 ]

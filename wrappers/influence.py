@@ -140,8 +140,7 @@ class InfluenceRule(Rule):
     ``compile_moa=True`` (opt-in) runs the MOA's acting pass through ``torch.compile`` (the first
     step compiles, which needs a C++ compiler; results equal the eager pass up to float32
     rounding); keep ``torch_threads=1`` with it, as the compiled kernels use OpenMP.
-    ``seed`` fixes the MOA's initial weights.  Needs the same ``Discrete`` action space for every
-    agent: stack it inside :class:`~wrappers.CommunicationChannel`, not outside.
+    ``seed`` fixes the MOA's initial weights.
     """
 
     needs_actions = True
@@ -194,11 +193,9 @@ class InfluenceRule(Rule):
 class InfluenceFace:
     """What both influence faces show of their rule: options, curriculum, the MOA."""
 
-    engine, beta, alpha, curriculum_steps, divergence, global_step, num_actions, options = map(
+    engine, beta, alpha, curriculum_steps, divergence, global_step, num_actions, options, influence_weight = map(
         rule_attr, ("engine", "beta", "alpha", "curriculum_steps", "divergence", "global_step", "num_actions",
-                    "options"))
-    influence_weight = property(lambda self: self.rule.influence_weight,
-                                doc="The current weight beta * min(1, global_step / curriculum_steps).")
+                    "options", "influence_weight"))
 
     @property
     def moa(self) -> torch.nn.Module:

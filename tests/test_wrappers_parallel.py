@@ -183,3 +183,20 @@ def test_influence_missing_action_raises_before_stepping():
 def test_step_before_reset_is_a_clear_error():
     with pytest.raises(RuntimeError, match="reset"):
         InfluenceReward(ToySSD(num_agents=2)).step({"agent_0": 0, "agent_1": 0})
+
+
+def test_influence_options_object_and_keyword_shortcuts_are_one_thing():
+    from wrappers import InfluenceOptions, InfluenceRewardVecEnv
+
+    opts = InfluenceOptions(beta=0.5, train_every=16, bptt=4, seed=3)
+    by_object = InfluenceReward(ToySSD(num_agents=2), options=opts)
+    by_keywords = InfluenceReward(ToySSD(num_agents=2), beta=0.5, train_every=16, bptt=4, seed=3)
+    assert by_object.options == by_keywords.options == opts
+    assert InfluenceRewardVecEnv(ToyVecEnv(num_worlds=2, num_agents=2), opts).options == opts
+    both = CommunicationChannel(ToySSD(num_agents=2), 3, options=opts, beta=2.0)  # a keyword overrides
+    assert (both.options.beta, both.options.train_every, both.engine.train_every) == (2.0, 16, 16)
+    assert CommunicationChannel(ToySSD(num_agents=2), 3).options.beta == 0.0
+    with pytest.raises(TypeError, match="moa_lr"):
+        InfluenceReward(ToySSD(num_agents=2), moa_lr=1e-3)
+    with pytest.raises(TypeError, match="InfluenceOptions"):
+        InfluenceReward(ToySSD(num_agents=2), 1.0)

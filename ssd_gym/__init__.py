@@ -8,6 +8,18 @@ Gymnasium and Stable-Baselines3.
     gym.make("SSD/Cleanup-v0")                       # Gymnasium, joint game
 
 Importing the package registers the Gymnasium ids ``SSD/<Game>-v0``.
+
+What lives where: one engine, thin game modules, thin API faces.
+
+* ``core/``: what every game shares: the vocabulary (``constants``: cells, action kinds,
+  directions, rewards, counters, colours), ASCII maps (``layout``), per-world random streams
+  (``rng``), the numba kernels of the shared step and the observations (``kernels``) and the
+  batched ``Engine`` that runs them and then the game's rules.
+* ``games/``: one module per game with its actions, options, rules (a numba kernel beside it)
+  and metrics; ``base`` says what a game is; the ASCII maps are in ``games/maps``.
+* ``envs/``: the faces over the engine: PettingZoo ``parallel``, SB3 ``vector``, Gymnasium
+  ``gym_env``, and their ``spaces``; ``_factory`` and the ``<game>_v0`` modules build them.
+* ``metrics`` (social outcomes), ``rendering`` (images, windows, videos), ``demo``.
 """
 from __future__ import annotations
 

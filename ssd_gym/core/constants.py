@@ -1,6 +1,11 @@
-"""Cell codes, action kinds, orientations and colours shared by the engine and the games.
+"""Cell codes, action kinds, orientations, rewards, statistics and colours: the vocabulary the
+engine and every game share, defined once.
 
-Everything the numba kernels need is a plain integer constant so that it can be inlined.
+The numba kernels read these module globals directly: numba freezes global scalars and arrays
+into the compiled code, so naming a constant costs nothing at run time. Numba's on-disk cache
+checks only the kernel's own source file, so after changing a value here (or a helper in
+``rng``/``kernels`` that game kernels inline) delete the ``*.nbi``/``*.nbc`` files under the
+``__pycache__`` folders of ``core`` and ``games``.
 """
 from __future__ import annotations
 
@@ -36,7 +41,7 @@ ACTION_KIND_NAMES = (
 # --- orientations, clockwise order so that turning is +-1 mod 4 ------------------------------
 UP, RIGHT, DOWN, LEFT = 0, 1, 2, 3
 ORIENTATION_NAMES = ("UP", "RIGHT", "DOWN", "LEFT")
-# (d_row, d_col) of the facing direction
+# (d_row, d_col) of each facing direction; the agent's right is its facing turned clockwise
 DIRECTIONS = np.array([[-1, 0], [0, 1], [1, 0], [0, -1]], dtype=np.int64)
 
 # --- beams ------------------------------------------------------------------------------------
@@ -45,9 +50,20 @@ FIRE_BEAM = 1
 CLEAN_BEAM = 2
 
 # --- rewards (reference values) ---------------------------------------------------------------
-APPLE_REWARD = 1.0
-FIRE_COST = -1.0
-HIT_PENALTY = -50.0
+APPLE_REWARD = 1.0    # to the agent that steps onto an apple
+FIRE_COST = -1.0      # to the agent that fires the fining beam
+HIT_PENALTY = -50.0   # to each agent the fining beam hits
+
+# --- per-agent episode counters: indices into the engine's int64[B, N, NUM_STATS] ``stats`` ------
+ST_APPLES = 0        # apples eaten
+ST_FIRES = 1         # fining beams fired
+ST_HITS_TAKEN = 2    # times hit by a fining beam
+ST_HITS_GIVEN = 3    # agents hit with own fining beams
+ST_CLEANS = 4        # cleaning beams fired
+ST_CLEANED = 5       # waste cells cleaned
+ST_TAGGED_STEPS = 6  # steps in which the agent was hit at least once
+ST_REWARD_STEPS = 7  # steps with a positive reward
+NUM_STATS = 8
 
 # --- colours ----------------------------------------------------------------------------------
 # Terrain colours follow the reference implementation (see README's differences table).

@@ -1,7 +1,9 @@
 """The simulation engine: B worlds of one game stepped together in arrays.
 
-The single PettingZoo env is this engine with B = 1 and the SB3 VecEnv is the same engine with
-B > 1, so the two cannot drift apart. Randomness: each world owns a splitmix64 stream whose
+A step is the shared step of every game (:func:`.kernels.step_agents`: turns, moves, apples,
+beams) followed by the game's own rules (``game.apply_rules``: regrowth, waste, boxes), both
+numba kernels over all worlds. The single PettingZoo env is this engine with B = 1 and the SB3
+VecEnv is the same engine with B > 1, so the two cannot drift apart. Randomness: each world owns a splitmix64 stream whose
 state is drawn, at every reset of that world, from the world's ``numpy.random.Generator``
 (seeded by ``reset(seed=...)``); nothing touches numpy's global RNG.
 """
@@ -29,7 +31,9 @@ class ObsBatch:
 class Engine:
     """Batched state and step of one game.
 
-    ``step(actions)`` takes int64[B, N] action indices (already validated) and returns the
+    The state arrays are attributes (``grid``, ``pos``, ``orient``...; shapes in
+    :mod:`.kernels`), changed in place only; a game keeps its own per-world arrays here too
+    (``Game.init_rule_state``). ``step(actions)`` takes int64[B, N] action indices (already validated) and returns the
     float64[B, N] rewards of the step. Episode bookkeeping (returns, statistics) lives here too.
     """
 
@@ -45,6 +49,7 @@ class Engine:
         self.none_action = len(game.action_kinds)
         self.view_size = 2 * game.view_radius + 1
         self.agent_colours = C.agent_colours(N)
+        self.palette = (C.CELL_COLOURS, C.BEAM_COLOURS, self.agent_colours)
         groups, agent_group = game.spawn_groups()
         max_s = max(len(g) for g in groups)
         self._spawn_cells = np.zeros((len(groups), max_s, 2), dtype=np.int64)
@@ -59,14 +64,17 @@ class Engine:
         self.pos = np.zeros((B, N, 2), dtype=np.int64)
         self.orient = np.zeros((B, N), dtype=np.int64)
         self.rng = np.zeros(B, dtype=np.uint64)
+        self.t = np.zeros(B, dtype=np.int64)
         self.prev_actions = np.full((B, N), self.none_action, dtype=np.int64)
         self.rewards = np.zeros((B, N), dtype=np.float64)
-        self.t = np.zeros(B, dtype=np.int64)
-        self.stats = np.zeros((B, N, K.NUM_STATS), dtype=np.int64)
         self.returns = np.zeros((B, N), dtype=np.float64)
-        self.tagged_steps = np.zeros((B, N), dtype=np.int64)
         self.reward_time_sum = np.zeros((B, N), dtype=np.float64)
-        self.reward_count = np.zeros((B, N), dtype=np.int64)
+        self.stats = np.zeros((B, N, C.NUM_STATS), dtype=np.int64)
+        # The same arrays grouped as the kernels take them (see :mod:`.kernels`). They are only
+        # ever changed in place, so the tuples and the attributes stay one state.
+        self.world = (self.grid, self.beam, self.occ, self.pos, self.orient, self.rng, self.t,
+                      self.prev_actions)
+        self.tally = (self.rewards, self.returns, self.reward_time_sum, self.stats)
         # one Generator per world, created on first use (seed_world or the first reset)
         self.np_randoms: list[np.random.Generator | None] = [None] * B
         game.init_rule_state(self)
@@ -85,16 +93,11 @@ class Engine:
                 self.np_randoms[b], _ = seeding.np_random(None)
             self.rng[b] = self.np_randoms[b].integers(0, 2**64, dtype=np.uint64)
         K.reset_worlds(mask, self.game.layout.grid, self._spawn_cells, self._spawn_count,
-                       self._agent_group, self.grid, self.pos, self.orient, self.occ, self.beam,
-                       self.rng)
+                       self._agent_group, self.world)
         self.prev_actions[mask] = self.none_action
-        self.rewards[mask] = 0.0
         self.t[mask] = 0
-        self.stats[mask] = 0
-        self.returns[mask] = 0.0
-        self.tagged_steps[mask] = 0
-        self.reward_time_sum[mask] = 0.0
-        self.reward_count[mask] = 0
+        for a in self.tally:
+            a[mask] = 0
         self.game.reset_rule_state(self, mask)
 
     def set_agents(self, b: int, positions, orientations=None) -> None:
@@ -128,10 +131,7 @@ class Engine:
     # ---- stepping ----------------------------------------------------------------------------
     def step(self, actions: np.ndarray) -> np.ndarray:
         """Advance every world one step with int64[B, N] actions; return the rewards."""
-        K.step_agents(actions, self.kinds, self.grid, self.pos, self.orient, self.occ, self.beam,
-                      self.rng, self.rewards, self.stats, self.game.beam_length, self.t,
-                      self.prev_actions, self.returns, self.tagged_steps, self.reward_count,
-                      self.reward_time_sum)
+        K.step_agents(actions, self.kinds, self.game.beam_length, self.world, self.tally)
         self.game.apply_rules(self, actions)
         self.t += 1
         return self.rewards
@@ -145,10 +145,9 @@ class Engine:
             others_prev_actions=np.empty((B, N, N - 1), dtype=np.int64),
             others_visible=np.empty((B, N, N - 1), dtype=np.int8),
         )
-        K.observe(self.grid, self.beam, self.occ, self.pos, self.orient, self.prev_actions,
-                  C.CELL_COLOURS, C.BEAM_COLOURS, self.agent_colours, self.game.view_radius,
-                  self.game.beams_visible, self.none_action, obs.rgb, obs.prev_action,
-                  obs.others_prev_actions, obs.others_visible)
+        K.observe(self.world, self.palette, self.game.view_radius, self.game.beams_visible,
+                  self.none_action, (obs.rgb, obs.prev_action, obs.others_prev_actions,
+                                     obs.others_visible))
         self.game.edit_observation(self, obs)
         return obs
 
@@ -165,14 +164,14 @@ class Engine:
         st = self.stats[b]
         out = metrics.social_metrics(
             self.returns[b], episode_length=T, reward_time_sum=self.reward_time_sum[b],
-            reward_count=self.reward_count[b], tagged_steps=self.tagged_steps[b])
+            reward_count=st[:, C.ST_REWARD_STEPS], tagged_steps=st[:, C.ST_TAGGED_STEPS])
         out.update({
-            "apples_eaten": st[:, K.ST_APPLES].tolist(),
-            "beams_fired": st[:, K.ST_FIRES].tolist(),
-            "hits_taken": st[:, K.ST_HITS_TAKEN].tolist(),
-            "hits_given": st[:, K.ST_HITS_GIVEN].tolist(),
-            "clean_beams": st[:, K.ST_CLEANS].tolist(),
-            "waste_cleaned": st[:, K.ST_CLEANED].tolist(),
+            "apples_eaten": st[:, C.ST_APPLES].tolist(),
+            "beams_fired": st[:, C.ST_FIRES].tolist(),
+            "hits_taken": st[:, C.ST_HITS_TAKEN].tolist(),
+            "hits_given": st[:, C.ST_HITS_GIVEN].tolist(),
+            "clean_beams": st[:, C.ST_CLEANS].tolist(),
+            "waste_cleaned": st[:, C.ST_CLEANED].tolist(),
         })
         out.update(self.game.episode_metrics(self, b))
         return out

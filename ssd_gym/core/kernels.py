@@ -1,8 +1,30 @@
-"""Numba kernels of the simulation engine. Every kernel loops over a batch of B worlds.
+"""Numba kernels of what every game shares: reset, the agents' step (turns, moves, apples, beams)
+and the observations. Each loops over a batch of B worlds; the games' own rules (regrowth, waste,
+boxes) are kernels in their game modules, run after :func:`step_agents`.
 
-The arrays are the engine's state (see :mod:`ssd_gym.core.engine`); the kernels know nothing of
-PettingZoo or Gymnasium. Randomness comes from one splitmix64 stream per world (``rng[b]``), so a
-world's trajectory depends only on its own seed, whatever the batch size.
+These kernels take the engine's state as one plain tuple ``world`` of arrays and unpack it:
+
+    grid, beam, occ, pos, orient, rng, t, prev_actions = world
+
+=============  ===================  =========================================================
+grid           uint8[B, H, W]       cell codes (``constants``)
+beam           uint8[B, H, W]       beam drawn on each cell in this step (NO_BEAM, FIRE_BEAM...)
+occ            int64[B, H, W]       index of the agent on each cell, -1 if none
+pos            int64[B, N, 2]       (row, col) of each agent
+orient         int64[B, N]          facing of each agent, index into ``DIRECTIONS``
+rng            uint64[B]            one splitmix64 stream per world (:mod:`.rng`)
+t              int64[B]             steps taken in the current episode
+prev_actions   int64[B, N]          last action of each agent (``none_action`` after reset)
+=============  ===================  =========================================================
+
+The episode bookkeeping is a second tuple ``tally = (rewards, returns, reward_time_sum, stats)``:
+float64[B, N] rewards of the last step, returns and sums of the (1-based) step numbers of
+positive rewards, and int64[B, N, NUM_STATS] counters (``constants.ST_*``).
+
+Why plain tuples: numba unboxes a plain tuple of arrays per call nearly as cheaply as the same
+arrays passed one by one, while a NamedTuple or a jitclass costs several microseconds per call,
+much of a small world's step. For the same reason the games' kernels take only the few arrays
+they need.
 """
 from __future__ import annotations
 
@@ -10,80 +32,39 @@ import numpy as np
 from numba import njit
 
 from .constants import (
-    APPLE, BOX_WALL, CLEAN, CLEAN_BEAM, FIRE, FIRE_BEAM, MOVE_DOWN, MOVE_LEFT, MOVE_RIGHT,
-    MOVE_UP, OPEN_BOX, RIVER, STAY, TURN_CCW, TURN_CW, WALL, WASTE,
+    APPLE, APPLE_REWARD, BOX_WALL, CLEAN, CLEAN_BEAM, DIRECTIONS,
+    FIRE, FIRE_BEAM, FIRE_COST, HIT_PENALTY, MOVE_DOWN, MOVE_RIGHT, MOVE_UP, RIVER, ST_APPLES,
+    ST_CLEANED, ST_CLEANS, ST_FIRES, ST_HITS_GIVEN, ST_HITS_TAKEN, ST_REWARD_STEPS,
+    ST_TAGGED_STEPS, TURN_CCW, TURN_CW, WALL, WASTE,
 )
-
-# Indices into the per-agent integer statistics array stats[B, N, NUM_STATS].
-ST_APPLES = 0
-ST_FIRES = 1
-ST_HITS_TAKEN = 2
-ST_HITS_GIVEN = 3
-ST_CLEANS = 4
-ST_CLEANED = 5
-NUM_STATS = 6
-
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX2 = np.uint64(0x94D049BB133111EB)
-_S30 = np.uint64(30)
-_S27 = np.uint64(27)
-_S31 = np.uint64(31)
-_S11 = np.uint64(11)
-_INV53 = 1.0 / 9007199254740992.0
-
-# facing vectors, clockwise order UP, RIGHT, DOWN, LEFT
-_DR = np.array([-1, 0, 1, 0], dtype=np.int64)
-_DC = np.array([0, 1, 0, -1], dtype=np.int64)
+from .rng import randint, shuffle_prefix, uniform
 
 
 @njit(cache=True, inline="always")
-def next_u64(rng, b):
-    """splitmix64: advance world b's stream and return 64 random bits."""
-    rng[b] += _GOLDEN
-    z = rng[b]
-    z = (z ^ (z >> _S30)) * _MIX1
-    z = (z ^ (z >> _S27)) * _MIX2
-    return z ^ (z >> _S31)
+def facing(o):
+    """(forward row, forward col, right row, right col) of orientation o; the agent's right is
+    its facing turned clockwise: (dr, dc) -> (dc, -dr)."""
+    fr = DIRECTIONS[o, 0]
+    fc = DIRECTIONS[o, 1]
+    return fr, fc, fc, -fr
 
 
 @njit(cache=True, inline="always")
-def uniform(rng, b):
-    """A float in [0, 1) with 53 random bits."""
-    return float(next_u64(rng, b) >> _S11) * _INV53
-
-
-@njit(cache=True, inline="always")
-def randint(rng, b, n):
-    """An integer in [0, n)."""
-    return min(int(uniform(rng, b) * n), n - 1)
-
-
-@njit(cache=True, inline="always")
-def shuffle_prefix(arr, n, rng, b):
-    """Fisher-Yates shuffle of arr[:n] in place with world b's stream."""
-    for s in range(n - 1, 0, -1):
-        j = randint(rng, b, s + 1)
-        tmp = arr[s]
-        arr[s] = arr[j]
-        arr[j] = tmp
-
-
-@njit(cache=True, inline="always")
-def _blocks(cell):
+def blocks(cell):
+    """Walls and box walls stop agents and beams."""
     return cell == WALL or cell == BOX_WALL
 
 
 @njit(cache=True)
-def reset_worlds(mask, base_grid, spawn_cells, spawn_count, agent_group, grid, pos, orient, occ,
-                 beam, rng):
+def reset_worlds(mask, base_grid, spawn_cells, spawn_count, agent_group, world):
     """Reset every world b with mask[b]: fresh grid, agents on distinct random spawn points of
-    their group, uniformly random orientations."""
+    their group (``spawn_cells[g, :spawn_count[g]]`` for the agents i with agent_group[i] == g),
+    uniformly random orientations."""
+    grid, beam, occ, pos, orient, rng, t, prev_actions = world
     B = grid.shape[0]
     N = pos.shape[1]
     G = spawn_cells.shape[0]
-    max_s = spawn_cells.shape[1]
-    order = np.empty(max_s, dtype=np.int64)
+    order = np.empty(spawn_cells.shape[1], dtype=np.int64)
     for b in range(B):
         if not mask[b]:
             continue
@@ -111,19 +92,19 @@ def reset_worlds(mask, base_grid, spawn_cells, spawn_count, agent_group, grid, p
 
 
 @njit(cache=True)
-def step_agents(actions, kinds, grid, pos, orient, occ, beam, rng, rewards, stats,
-                beam_length, t, prev_actions, returns, tagged_steps, reward_count,
-                reward_time_sum):
+def step_agents(actions, kinds, beam_length, world, tally):
     """Turns, moves with conflict resolution, apple consumption and beams, for every world.
 
-    ``rewards[B, N]`` is overwritten with this step's rewards; the episode bookkeeping
-    (returns, steps in which each agent was hit, count and time of positive rewards, previous
-    actions) is updated here too, for the step numbered t[b] + 1. Conflict rules: each agent that
+    ``actions`` int64[B, N] are action indices, ``kinds[a]`` what index a does. The tally's
+    rewards are overwritten with this step's rewards and its bookkeeping updated for the step
+    numbered t[b] + 1; ``prev_actions`` becomes ``actions``. Conflict rules: each agent that
     moves targets one cell; a cell wanted by several movers goes to one of them uniformly at
     random; a move fails if its target holds an agent that does not leave (it stays, turns,
     fires, lost its own contest or is itself blocked) or if two agents would swap; chains and
     cycles of three or more move together. No two agents ever share a cell.
     """
+    grid, beam, occ, pos, orient, rng, t, prev_actions = world
+    rewards, returns, reward_time_sum, stats = tally
     B, N = actions.shape
     H = grid.shape[1]
     W = grid.shape[2]
@@ -151,10 +132,7 @@ def step_agents(actions, kinds, grid, pos, orient, occ, beam, rng, rewards, stat
             elif k == TURN_CCW:
                 orient[b, i] = (o + 3) % 4
             elif k <= MOVE_DOWN:  # MOVE_LEFT/RIGHT/UP/DOWN: egocentric, rotated by facing
-                fr = _DR[o]
-                fc = _DC[o]
-                rr = fc    # the agent's right = facing rotated clockwise: (dr, dc) -> (dc, -dr)
-                rc = -fr
+                fr, fc, rr, rc = facing(o)
                 if k == MOVE_UP:
                     dr, dc = fr, fc
                 elif k == MOVE_DOWN:
@@ -165,7 +143,7 @@ def step_agents(actions, kinds, grid, pos, orient, occ, beam, rng, rewards, stat
                     dr, dc = -rr, -rc
                 nr = r + dr
                 nc = c + dc
-                if 0 <= nr < H and 0 <= nc < W and not _blocks(grid[b, nr, nc]):
+                if 0 <= nr < H and 0 <= nc < W and not blocks(grid[b, nr, nc]):
                     tr[i] = nr
                     tc[i] = nc
                     moving[i] = True
@@ -215,7 +193,7 @@ def step_agents(actions, kinds, grid, pos, orient, occ, beam, rng, rewards, stat
             c = pos[b, i, 1]
             if grid[b, r, c] == APPLE:
                 grid[b, r, c] = 0
-                rewards[b, i] += 1.0
+                rewards[b, i] += APPLE_REWARD
                 stats[b, i, ST_APPLES] += 1
         # ---- 6. beams, shooters in random order -----------------------------------------------
         for i in range(N):
@@ -227,17 +205,13 @@ def step_agents(actions, kinds, grid, pos, orient, occ, beam, rng, rewards, stat
             if k != FIRE and k != CLEAN:
                 continue
             if k == FIRE:
-                rewards[b, i] -= 1.0
+                rewards[b, i] += FIRE_COST
                 stats[b, i, ST_FIRES] += 1
                 btype = FIRE_BEAM
             else:
                 stats[b, i, ST_CLEANS] += 1
                 btype = CLEAN_BEAM
-            o = orient[b, i]
-            fr = _DR[o]
-            fc = _DC[o]
-            rr = fc
-            rc = -fr
+            fr, fc, rr, rc = facing(orient[b, i])
             pr = pos[b, i, 0]
             pc = pos[b, i, 1]
             for lane in range(-1, 2):
@@ -246,7 +220,7 @@ def step_agents(actions, kinds, grid, pos, orient, occ, beam, rng, rewards, stat
                 for step in range(k0, k0 + beam_length):
                     r = pr + lane * rr + step * fr
                     c = pc + lane * rc + step * fc
-                    if r < 0 or r >= H or c < 0 or c >= W or _blocks(grid[b, r, c]):
+                    if r < 0 or r >= H or c < 0 or c >= W or blocks(grid[b, r, c]):
                         break
                     beam[b, r, c] = btype
                     was_waste = grid[b, r, c] == WASTE
@@ -256,7 +230,7 @@ def step_agents(actions, kinds, grid, pos, orient, occ, beam, rng, rewards, stat
                     j = occ[b, r, c]
                     if j >= 0:
                         if btype == FIRE_BEAM:
-                            rewards[b, j] -= 50.0
+                            rewards[b, j] += HIT_PENALTY
                             hit[j] = True
                             stats[b, j, ST_HITS_TAKEN] += 1
                             stats[b, i, ST_HITS_GIVEN] += 1
@@ -268,24 +242,29 @@ def step_agents(actions, kinds, grid, pos, orient, occ, beam, rng, rewards, stat
             r_i = rewards[b, i]
             returns[b, i] += r_i
             if r_i > 0.0:
-                reward_count[b, i] += 1
+                stats[b, i, ST_REWARD_STEPS] += 1
                 reward_time_sum[b, i] += t[b] + 1
             prev_actions[b, i] = actions[b, i]
             if hit[i]:
-                tagged_steps[b, i] += 1
+                stats[b, i, ST_TAGGED_STEPS] += 1
                 hit[i] = False
 
 
 @njit(cache=True)
-def observe(grid, beam, occ, pos, orient, prev_actions, cell_colours, beam_colours,
-            agent_colours, radius, draw_beams, none_action, rgb, own_prev, others_prev,
-            others_visible):
-    """Egocentric views and the visible-action channel for every agent of every world.
+def observe(world, palette, radius, draw_beams, none_action, out):
+    """Egocentric views and the visible-action channel of every agent of every world, written
+    into ``out = (rgb, own_prev, others_prev, others_visible)`` (see ``engine.ObsBatch``).
+    ``palette = (cell_colours, beam_colours, agent_colours)``, uint8[k, 3] each (passed rather
+    than read as frozen globals, which numba compiles to markedly slower code here).
 
     In the view the agent always faces up: view[radius - f, radius + s] shows the cell f ahead
     and s to the right of the agent. Cells outside the map are black. Each world is first
-    painted once into a black-padded colour image; views are then gathered from it.
+    painted once into a black-padded colour image; views are then gathered from it. Agent j is
+    visible to i when it is inside i's view window; i sees j's previous action only then.
     """
+    grid, beam, occ, pos, orient, rng, t, prev_actions = world
+    cell_colours, beam_colours, agent_colours = palette
+    rgb, own_prev, others_prev, others_visible = out
     B = grid.shape[0]
     N = pos.shape[1]
     H = grid.shape[1]
@@ -307,11 +286,7 @@ def observe(grid, beam, occ, pos, orient, prev_actions, cell_colours, beam_colou
                 img[r + P, c + P, 1] = col[1]
                 img[r + P, c + P, 2] = col[2]
         for i in range(N):
-            o = orient[b, i]
-            fr = _DR[o]
-            fc = _DC[o]
-            rr = fc
-            rc = -fr
+            fr, fc, rr, rc = facing(orient[b, i])
             # padded-image coordinates of view cell (0, 0), and the steps along a view row/col
             r0 = pos[b, i, 0] + P + radius * fr - radius * rr
             c0 = pos[b, i, 1] + P + radius * fc - radius * rc
@@ -337,129 +312,3 @@ def observe(grid, beam, occ, pos, orient, prev_actions, cell_colours, beam_colou
                 others_visible[b, i, q] = 1 if vis else 0
                 others_prev[b, i, q] = prev_actions[b, j] if vis else none_action
                 q += 1
-
-
-@njit(cache=True)
-def regrow_neighbourhood(grid, occ, rng, apple_cells, neighbours, probs):
-    """Harvest regrowth: an empty apple cell with no agent on it grows an apple with
-    probability probs[min(n, len(probs)-1)], n = apples among its neighbour cells, all cells
-    deciding from the map as it was before this pass."""
-    B = grid.shape[0]
-    K = apple_cells.shape[0]
-    M = neighbours.shape[1]
-    P = probs.shape[0]
-    grow = np.zeros(K, dtype=np.bool_)
-    for b in range(B):
-        for k in range(K):
-            u = uniform(rng, b)   # one draw per cell, always, to keep streams aligned
-            r = apple_cells[k, 0]
-            c = apple_cells[k, 1]
-            grow[k] = False
-            if grid[b, r, c] == APPLE or occ[b, r, c] >= 0:
-                continue
-            n = 0
-            for m in range(M):
-                nr = neighbours[k, m, 0]
-                if nr < 0:
-                    break
-                if grid[b, nr, neighbours[k, m, 1]] == APPLE:
-                    n += 1
-            if u < probs[min(n, P - 1)]:
-                grow[k] = True
-        for k in range(K):
-            if grow[k]:
-                grid[b, apple_cells[k, 0], apple_cells[k, 1]] = APPLE
-
-
-@njit(cache=True)
-def cleanup_dynamics(grid, occ, rng, apple_cells, waste_cells, depletion, restoration,
-                     waste_prob, apple_prob, retry_waste, waste_density, waste_history, t):
-    """Cleanup: apples regrow at a rate that falls linearly with the river's waste density and
-    stops at the depletion threshold; waste reappears while the river is below it.
-
-    retry_waste=False (v0): with probability waste_prob one uniformly random clean river cell
-    becomes waste. retry_waste=True (the reference code): a spawn is retried over every clean
-    cell, so a cell is added with probability 1 - (1 - waste_prob)^free_cells.
-    ``waste_density[b]`` receives the density after this step, as does
-    ``waste_history[b, t[b] + 1]``.
-    """
-    B = grid.shape[0]
-    K = apple_cells.shape[0]
-    M = waste_cells.shape[0]
-    for b in range(B):
-        n_waste = 0
-        for m in range(M):
-            if grid[b, waste_cells[m, 0], waste_cells[m, 1]] == WASTE:
-                n_waste += 1
-        density = n_waste / M if M > 0 else 0.0
-        if density >= depletion:
-            p_apple = 0.0
-            p_waste = 0.0
-        else:
-            p_apple = apple_prob * (1.0 - (density - restoration) / (depletion - restoration))
-            p_waste = waste_prob
-        for k in range(K):
-            u = uniform(rng, b)
-            r = apple_cells[k, 0]
-            c = apple_cells[k, 1]
-            if grid[b, r, c] != APPLE and occ[b, r, c] < 0 and u < p_apple:
-                grid[b, r, c] = APPLE
-        u_spawn = uniform(rng, b)
-        u_cell = uniform(rng, b)
-        free = M - n_waste
-        if free > 0 and p_waste > 0.0:
-            if retry_waste:
-                p = 1.0 - (1.0 - p_waste) ** free
-            else:
-                p = p_waste
-            if u_spawn < p:
-                target = min(int(u_cell * free), free - 1)
-                seen = 0
-                for m in range(M):
-                    r = waste_cells[m, 0]
-                    c = waste_cells[m, 1]
-                    if grid[b, r, c] != WASTE:
-                        if seen == target:
-                            grid[b, r, c] = WASTE
-                            n_waste += 1
-                            break
-                        seen += 1
-        waste_density[b] = n_waste / M if M > 0 else 0.0
-        waste_history[b, min(t[b] + 1, waste_history.shape[1] - 1)] = waste_density[b]
-
-
-@njit(cache=True)
-def box_dynamics(actions, kinds, can_open, grid, occ, pos, box_cells, apple_cells, regrow_timer,
-                 regrow_delay, require_adjacent, box_open_step, t):
-    """Box Trapped: OPEN_BOX by an agent allowed to open removes the box walls; an eaten apple
-    grows back ``regrow_delay`` steps later (once its cell is free)."""
-    B, N = actions.shape
-    X = box_cells.shape[0]
-    K = apple_cells.shape[0]
-    for b in range(B):
-        if box_open_step[b] < 0:
-            for i in range(N):
-                if not can_open[i] or kinds[actions[b, i]] != OPEN_BOX:
-                    continue
-                ok = True
-                if require_adjacent:
-                    ok = False
-                    for x in range(X):
-                        if (abs(box_cells[x, 0] - pos[b, i, 0]) + abs(box_cells[x, 1] - pos[b, i, 1])) == 1:
-                            ok = True
-                            break
-                if ok:
-                    for x in range(X):
-                        grid[b, box_cells[x, 0], box_cells[x, 1]] = 0
-                    box_open_step[b] = t[b]
-                    break
-        for k in range(K):
-            r = apple_cells[k, 0]
-            c = apple_cells[k, 1]
-            if grid[b, r, c] == APPLE:
-                regrow_timer[b, k] = 0
-            else:
-                regrow_timer[b, k] += 1
-                if regrow_timer[b, k] >= regrow_delay and occ[b, r, c] < 0:
-                    grid[b, r, c] = APPLE
-                    regrow_timer[b, k] = 0

@@ -1,7 +1,9 @@
 """What a game is: a map, an action set, and rules that run after the engine's shared step.
 
 A game module subclasses :class:`Game`, states its actions, default map and options, and
-implements :meth:`Game.apply_rules` (regrowth, waste, boxes...) with a small kernel.
+implements :meth:`Game.apply_rules` (regrowth, waste, boxes...) with a numba kernel of its own,
+defined beside it, called with the engine's state arrays it needs (``engine.grid``, ``engine.rng``...;
+shapes in :mod:`ssd_gym.core.kernels`) and the arrays the game keeps on the engine.
 """
 from __future__ import annotations
 

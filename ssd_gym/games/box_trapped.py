@@ -21,14 +21,52 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numba import njit
 
 from ..core import constants as C
-from ..core import kernels as K
 from ..core.layout import MapError
 from .base import BASE_ACTION_KINDS, BASE_ACTION_NAMES, Game, check_bool, check_int
 
 INFLUENCER = 0
 TRAPPED = 1
+
+
+@njit(cache=True)
+def box_and_apples(actions, kinds, can_open, grid, occ, pos, t, box_cells, apple_cells,
+                   regrow_timer, regrow_delay, require_adjacent, box_open_step):
+    """OPEN_BOX by an agent allowed to open (``can_open[i]``) removes the box walls and records
+    the step in ``box_open_step[b]``; an eaten apple grows back ``regrow_delay`` steps later, once
+    its cell is free."""
+    B, N = actions.shape
+    X = box_cells.shape[0]
+    K = apple_cells.shape[0]
+    for b in range(B):
+        if box_open_step[b] < 0:
+            for i in range(N):
+                if not can_open[i] or kinds[actions[b, i]] != C.OPEN_BOX:
+                    continue
+                ok = True
+                if require_adjacent:
+                    ok = False
+                    for x in range(X):
+                        if (abs(box_cells[x, 0] - pos[b, i, 0]) + abs(box_cells[x, 1] - pos[b, i, 1])) == 1:
+                            ok = True
+                            break
+                if ok:
+                    for x in range(X):
+                        grid[b, box_cells[x, 0], box_cells[x, 1]] = C.EMPTY
+                    box_open_step[b] = t[b]
+                    break
+        for k in range(K):
+            r = apple_cells[k, 0]
+            c = apple_cells[k, 1]
+            if grid[b, r, c] == C.APPLE:
+                regrow_timer[b, k] = 0
+            else:
+                regrow_timer[b, k] += 1
+                if regrow_timer[b, k] >= regrow_delay and occ[b, r, c] < 0:
+                    grid[b, r, c] = C.APPLE
+                    regrow_timer[b, k] = 0
 
 
 class BoxTrapped(Game):
@@ -86,10 +124,10 @@ class BoxTrapped(Game):
         engine.orient[mask, TRAPPED] = C.UP
 
     def apply_rules(self, engine, actions: np.ndarray) -> None:
-        K.box_dynamics(actions, engine.kinds, self.can_open, engine.grid, engine.occ, engine.pos,
-                       self.layout.box_cells, self.layout.apple_cells, engine.regrow_timer,
+        box_and_apples(actions, engine.kinds, self.can_open, engine.grid, engine.occ, engine.pos,
+                       engine.t, self.layout.box_cells, self.layout.apple_cells, engine.regrow_timer,
                        self.options["apple_regrow_delay"], self.options["open_requires_adjacency"],
-                       engine.box_open_step, engine.t)
+                       engine.box_open_step)
 
     def edit_observation(self, engine, obs) -> None:
         """The dark box: a shut-in trapped agent sees its own cell and the walls next to it."""

@@ -5,10 +5,69 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numba import njit
 
 from ..core import constants as C
-from ..core import kernels as K
+from ..core.rng import uniform
 from .base import BASE_ACTION_KINDS, BASE_ACTION_NAMES, Game, check_prob
+
+
+@njit(cache=True)
+def river_and_orchard(grid, occ, rng, t, apple_cells, waste_cells, depletion, restoration,
+                      waste_prob, apple_prob, retry_waste, waste_density, waste_history):
+    """Apples regrow at a rate that falls linearly with the river's waste density and stops at
+    the depletion threshold; waste reappears while the river is below it.
+
+    retry_waste=False (v0): with probability waste_prob one uniformly random clean river cell
+    becomes waste. retry_waste=True (the reference code): a spawn is retried over every clean
+    cell, so a cell is added with probability 1 - (1 - waste_prob)^free_cells.
+    ``waste_density[b]`` receives the density after this step, as does
+    ``waste_history[b, t[b] + 1]``. The draws per step are fixed (one per apple cell, two for
+    the waste), whatever the map's state.
+    """
+    B = grid.shape[0]
+    K = apple_cells.shape[0]
+    M = waste_cells.shape[0]
+    for b in range(B):
+        n_waste = 0
+        for m in range(M):
+            if grid[b, waste_cells[m, 0], waste_cells[m, 1]] == C.WASTE:
+                n_waste += 1
+        density = n_waste / M if M > 0 else 0.0
+        if density >= depletion:
+            p_apple = 0.0
+            p_waste = 0.0
+        else:
+            p_apple = apple_prob * (1.0 - (density - restoration) / (depletion - restoration))
+            p_waste = waste_prob
+        for k in range(K):
+            u = uniform(rng, b)
+            r = apple_cells[k, 0]
+            c = apple_cells[k, 1]
+            if grid[b, r, c] != C.APPLE and occ[b, r, c] < 0 and u < p_apple:
+                grid[b, r, c] = C.APPLE
+        u_spawn = uniform(rng, b)
+        u_cell = uniform(rng, b)
+        free = M - n_waste
+        if free > 0 and p_waste > 0.0:
+            if retry_waste:
+                p = 1.0 - (1.0 - p_waste) ** free
+            else:
+                p = p_waste
+            if u_spawn < p:
+                target = min(int(u_cell * free), free - 1)
+                seen = 0
+                for m in range(M):
+                    r = waste_cells[m, 0]
+                    c = waste_cells[m, 1]
+                    if grid[b, r, c] != C.WASTE:
+                        if seen == target:
+                            grid[b, r, c] = C.WASTE
+                            n_waste += 1
+                            break
+                        seen += 1
+        waste_density[b] = n_waste / M if M > 0 else 0.0
+        waste_history[b, min(t[b] + 1, waste_history.shape[1] - 1)] = waste_density[b]
 
 
 class Cleanup(Game):
@@ -61,11 +120,12 @@ class Cleanup(Game):
 
     def apply_rules(self, engine, actions: np.ndarray) -> None:
         o = self.options
-        K.cleanup_dynamics(engine.grid, engine.occ, engine.rng, self.layout.apple_cells,
-                           self.layout.waste_cells, o["depletion_threshold"],
-                           o["restoration_threshold"], o["waste_spawn_prob"],
-                           o["apple_respawn_prob"], o["waste_spawning"] == "retry",
-                           engine.waste_density, engine.waste_history, engine.t)
+        river_and_orchard(engine.grid, engine.occ, engine.rng, engine.t, self.layout.apple_cells,
+                          self.layout.waste_cells,
+                          o["depletion_threshold"], o["restoration_threshold"],
+                          o["waste_spawn_prob"], o["apple_respawn_prob"],
+                          o["waste_spawning"] == "retry", engine.waste_density,
+                          engine.waste_history)
 
     def episode_metrics(self, engine, b: int) -> dict[str, Any]:
         steps = int(engine.t[b])

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numba import njit
 
 from ..core import constants as C
-from ..core import kernels as K
+from ..core.rng import uniform
 from .base import BASE_ACTION_KINDS, BASE_ACTION_NAMES, Game
 
 REGROWTH_PROBS = (0.0, 0.005, 0.02, 0.05)
@@ -31,6 +32,39 @@ def neighbour_table(apple_cells: np.ndarray, height: int, width: int, shape: str
                 table[k, m] = (nr, nc)
                 m += 1
     return table
+
+
+@njit(cache=True)
+def regrow(grid, occ, rng, apple_cells, neighbours, probs):
+    """An empty apple cell with no agent on it grows an apple with probability
+    probs[min(n, len(probs)-1)], n = apples among its neighbour cells, all cells deciding from
+    the map as it was before this pass. One random draw per cell, always, so that the stream
+    does not depend on the map's state."""
+    B = grid.shape[0]
+    K = apple_cells.shape[0]
+    M = neighbours.shape[1]
+    P = probs.shape[0]
+    grow = np.zeros(K, dtype=np.bool_)
+    for b in range(B):
+        for k in range(K):
+            u = uniform(rng, b)
+            r = apple_cells[k, 0]
+            c = apple_cells[k, 1]
+            grow[k] = False
+            if grid[b, r, c] == C.APPLE or occ[b, r, c] >= 0:
+                continue
+            n = 0
+            for m in range(M):
+                nr = neighbours[k, m, 0]
+                if nr < 0:
+                    break
+                if grid[b, nr, neighbours[k, m, 1]] == C.APPLE:
+                    n += 1
+            if u < probs[min(n, P - 1)]:
+                grow[k] = True
+        for k in range(K):
+            if grow[k]:
+                grid[b, apple_cells[k, 0], apple_cells[k, 1]] = C.APPLE
 
 
 class Harvest(Game):
@@ -65,8 +99,8 @@ class Harvest(Game):
                                           self.layout.width, shape)
 
     def apply_rules(self, engine, actions: np.ndarray) -> None:
-        K.regrow_neighbourhood(engine.grid, engine.occ, engine.rng, self.layout.apple_cells,
-                               self.neighbours, self.regrowth_probs)
+        regrow(engine.grid, engine.occ, engine.rng, self.layout.apple_cells, self.neighbours,
+               self.regrowth_probs)
 
     def episode_metrics(self, engine, b: int) -> dict[str, Any]:
         cells = self.layout.apple_cells

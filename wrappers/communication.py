@@ -8,7 +8,10 @@ from gymnasium import spaces
 from .core import check_int
 from .influence import InfluenceFace, InfluenceOptions, InfluenceRule, option_keywords
 from .parallel import RuleParallelEnv
-from .rule import Rule, policy_from_agents
+from .rule import Rule, policy_from_agents, rule_attr, rule_keywords
+
+
+CHANNEL_DEFAULTS = InfluenceOptions(beta=0.0)  # the channel's defaults: no influence reward
 
 
 class SymbolRule(InfluenceRule):
@@ -18,10 +21,11 @@ class SymbolRule(InfluenceRule):
 
     obs_key = "symbols"
 
-    def __init__(self, vocab_size: int, options: InfluenceOptions):
-        super().__init__(options)
-        self.vocab_size = vocab_size
-        self.engine_extra = dict(num_symbols=vocab_size, cf_on="symbol")
+    @option_keywords(CHANNEL_DEFAULTS)
+    def __init__(self, vocab_size: int, options: InfluenceOptions | None = None, **shortcuts):
+        self.vocab_size = check_int("vocab_size", vocab_size, minimum=2)
+        super().__init__(InfluenceOptions.merge(options, shortcuts, base=CHANNEL_DEFAULTS))
+        self.engine_extra = dict(num_symbols=self.vocab_size, cf_on="symbol")
 
     def bind(self, wrapper, num_worlds, num_agents, obs_space, action_spaces):
         Rule.bind(self, wrapper, num_worlds, num_agents, obs_space, action_spaces)
@@ -78,14 +82,12 @@ class CommunicationChannel(InfluenceFace, RuleParallelEnv):
     """
 
     OBS_KEY = "symbols"
+    vocab_size = rule_attr("vocab_size")
 
-    @option_keywords(InfluenceOptions(beta=0.0))
-    def __init__(self, env, vocab_size: int, options: InfluenceOptions | None = None, **shortcuts):
-        vocab_size = check_int("vocab_size", vocab_size, minimum=2)
-        opts = InfluenceOptions.merge(options, shortcuts, base=InfluenceOptions(beta=0.0))
-        super().__init__(env, SymbolRule(vocab_size, opts))
-        self.vocab_size = vocab_size
-        self._act_spaces = {a: spaces.MultiDiscrete([int(env.action_space(a).n), vocab_size])
+    @rule_keywords(SymbolRule)
+    def __init__(self, env, *args, **kwargs):
+        super().__init__(env, SymbolRule(*args, **kwargs))
+        self._act_spaces = {a: spaces.MultiDiscrete([int(env.action_space(a).n), self.vocab_size])
                             for a in self.possible_agents}
 
     @property

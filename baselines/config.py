@@ -30,7 +30,7 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 import ssd_gym
 from baselines.cli import parse_int
-from wrappers.influence import InfluenceOptions
+from wrappers import InfluenceOptions
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 GAMES = tuple(ssd_gym.GAMES)

@@ -46,8 +46,7 @@ def wrap_rewards(venv: VecEnv, cfg: AgentConfig, total_agent_steps: int, seed: i
         if venv.num_agents < 2:
             raise ConfigError("influence_moa needs at least 2 agents")
         steps = influence_curriculum_env_steps(cfg, total_agent_steps, venv.num_agents)
-        options = cfg.influence_options(curriculum_steps=steps, seed=seed)
-        return wrappers.InfluenceRewardVecEnv(venv, **dataclasses.asdict(options))
+        return wrappers.InfluenceRewardVecEnv(venv, options=cfg.influence_options(curriculum_steps=steps, seed=seed))
     return venv
 
 

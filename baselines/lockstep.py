@@ -130,8 +130,8 @@ def policy_step(policy: Any, obs: Any, lstm_states: RNNStates, episode_starts: t
     """``RecurrentActorCriticPolicy.forward`` plus the action probabilities (for the influence wrapper).
 
     The same computation as sb3-contrib's ``forward`` (and the same random draw: ``multinomial`` on the
-    softmax, as ``Categorical.sample``), with the categorical distribution written out: building a
-    ``torch.distributions.Categorical`` per step cost more than the policy's linear layers.
+    softmax, as ``Categorical.sample``), with the categorical distribution written out rather than
+    a ``torch.distributions.Categorical`` built every step.
     """
     features = policy.extract_features(obs)
     latent_pi, states_pi = policy._process_sequence(features, lstm_states.pi, episode_starts, policy.lstm_actor)

@@ -106,8 +106,7 @@ class SSDLstmPolicy(RecurrentActorCriticPolicy):
     * ``"shared"`` (default): the paper's A3C, one conv/FC/LSTM trunk under both heads, trained by
       the policy *and* the value loss. (sb3-contrib's ``shared_lstm=True`` detaches the value head
       from the LSTM, which leaves a linear probe on features only the policy loss trains.)
-    * ``"separate"``: sb3-contrib's own critic LSTM on the shared conv/FC trunk (about 1.5x the
-      update cost).
+    * ``"separate"``: sb3-contrib's own critic LSTM on the shared conv/FC trunk.
     * ``"detached"``: sb3-contrib's ``shared_lstm=True`` as it is.
 
     ``_process_sequence`` runs the LSTM over whole stretches of time in one ``nn.LSTM`` call and
@@ -134,7 +133,7 @@ class SSDLstmPolicy(RecurrentActorCriticPolicy):
     ) -> tuple[th.Tensor, tuple[th.Tensor, th.Tensor]]:
         n_seq = lstm_states[0].shape[1]
         if features.shape[0] == n_seq and lstm.num_layers == 1 and lstm.proj_size == 0 and not lstm.bidirectional:
-            # one time step (acting): the LSTM cell alone costs half of nn.LSTM's call
+            # one time step (acting): the LSTM cell alone
             keep = (1.0 - episode_starts).view(n_seq, 1)
             h, c = th.lstm_cell(features, (keep * lstm_states[0][0], keep * lstm_states[1][0]),
                                 lstm.weight_ih_l0, lstm.weight_hh_l0, lstm.bias_ih_l0, lstm.bias_hh_l0)

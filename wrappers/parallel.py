@@ -98,13 +98,9 @@ class RuleParallelEnv(BaseParallelWrapper):
                 e[0, index[a]] = r
         r, extra = rule.step(e, act, img, vis)
         for k, v in extra.items():
-            if isinstance(v, np.ndarray):
-                v = v[0].tolist()
-                for a in rew:
-                    infos[a][k] = v[index[a]]
-            else:
-                for a in rew:
-                    infos[a][k] = v
+            v = v[0].tolist() if isinstance(v, np.ndarray) else [v] * len(index)
+            for a in rew:
+                infos[a][k] = v[index[a]]
         if r is not None:
             r = r[0].tolist()
             rew = {a: r[index[a]] for a in rew}

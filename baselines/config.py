@@ -225,7 +225,7 @@ def dump_yaml(cfg: AgentConfig) -> str:
 
 
 def _merge(cfg: DictConfig, data: dict[str, Any], source: str) -> DictConfig:
-    _whole_numbers(data, AgentConfig)
+    _spellings(data, AgentConfig, source)
     try:
         return OmegaConf.merge(cfg, data)
     except OmegaConfBaseException as exc:
@@ -241,9 +241,9 @@ def _merge(cfg: DictConfig, data: dict[str, Any], source: str) -> DictConfig:
         raise ConfigError(f"{source}: {key}: {msg}" if key else f"{source}: {msg}") from None
 
 
-def _whole_numbers(data: Any, cls: Any) -> None:
-    """Integer fields take the commands' spellings (:func:`baselines.cli.parse_int`): YAML reads
-    ``1e2`` as a float and ``4e7`` as a string."""
+def _spellings(data: Any, cls: Any, where: str, prefix: str = "") -> None:
+    """Integer fields take the commands' spellings (:func:`baselines.cli.parse_int`: YAML reads ``1e2``
+    as a float, ``4e7`` as a string); true/false fields take only true or false."""
     if not isinstance(data, dict) or not dataclasses.is_dataclass(cls):
         return
     hints = typing.get_type_hints(cls)
@@ -252,7 +252,9 @@ def _whole_numbers(data: Any, cls: Any) -> None:
         if tp is int and isinstance(value, (str, float)):
             with suppress(ValueError):
                 data[key] = parse_int(str(value))
-        _whole_numbers(value, tp)
+        if tp is bool and not isinstance(value, bool):
+            raise ConfigError(f"{where}: {prefix}{key}: expected true or false, got {value!r}")
+        _spellings(value, tp, where, f"{prefix}{key}.")
 
 
 def _finish(cfg: DictConfig, source: str) -> AgentConfig:

@@ -86,6 +86,8 @@ TRAIN_BAD = [
     (["--set", "ppo.n_steps.x=1"], "ppo.n_steps is not a section"),
     (["--set", "ppo.n_steps=2.5"], "ppo.n_steps: Value '2.5' of type 'float' could not be converted to Integer"),
     (["--set", "ppo.gamma=2"], "ppo.gamma: must be in [0, 1]"),
+    (["--set", "ppo.normalize_reward=3"], "ppo.normalize_reward: expected true or false, got 3"),
+    (["--set", "ppo.n_steps=4e1", "--set", "sharing=selfish"], "sharing: Invalid value 'selfish', expected one of"),
     (["--set", "novalue"], "override 'novalue' must look like key.path=value"),
     (["--total-steps", "2.5"], "argument --total-steps: '2.5' is not a whole number"),
     (["--num-worlds", "1e-3"], "argument --num-worlds: '1e-3' is not a whole number"),

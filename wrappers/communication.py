@@ -58,23 +58,20 @@ class SymbolRule(InfluenceRule):
 
 
 class CommunicationChannel(InfluenceFace, RuleParallelEnv):
-    """Every agent's action becomes ``(env_action, symbol)`` with ``symbol`` in ``range(vocab_size)``.
+    """Every agent's action becomes ``(env_action, symbol)``, ``symbol`` in ``range(vocab_size)``.
 
-    * Action space per agent: ``MultiDiscrete([A, vocab_size])``; the wrapped env receives only
-      ``env_action``.
-    * Observation: key ``"symbols"`` (``MultiDiscrete([vocab_size + 1] * N)``, agent-index order,
-      own symbol included) holds the symbols everyone emitted at the previous step;
-      ``vocab_size`` means "none yet" (after reset).  A non-Dict observation becomes
-      ``{"observation": obs, "symbols": ...}``.
+    * Action space: ``MultiDiscrete([A, vocab_size])``; the wrapped env receives ``env_action``.
+    * Observation key ``"symbols"`` (``MultiDiscrete([vocab_size + 1] * N)``, agent-index order, own
+      included): everyone's symbols of the previous step, ``vocab_size`` = none yet (after reset).
+      A non-Dict observation becomes ``{"observation": obs, "symbols": ...}``.
     * ``beta > 0`` adds the influence of k's symbol on the others' next actions as reward: the
-      same MOA/influence engine as :class:`~wrappers.InfluenceReward` (same options), with k's
-      *symbol* as the counterfactual variable (its env action stays as observed), marginalised
-      over k's symbol policy (``set_symbol_probs``, else a learned self-model).  Symbols are
-      broadcast, so they are never masked; the sum over j is restricted to visible j when
-      ``influence_only_visible``.  Reward: ``alpha * e + w * c`` as in InfluenceReward; info keys
-      are prefixed ``symbol_`` (``symbol_influence_reward``, ``symbol_moa_loss``,
-      ``symbol_moa_accuracy``) so this stacks with InfluenceReward.  With ``beta = 0`` (the
-      default) no MOA is built and rewards pass through unchanged (``alpha`` is then unused).
+      engine and options of :class:`~wrappers.InfluenceReward`, with k's *symbol* as the
+      counterfactual variable (its env action as observed), marginalised over k's symbol policy
+      (``set_symbol_probs``, else a learned self-model).  Symbols are broadcast, so never masked;
+      the sum over j is over visible j when ``influence_only_visible``.  Reward ``alpha * e + w * c``;
+      info keys ``symbol_influence_reward``, ``symbol_influence_weight``, ``symbol_moa_loss``,
+      ``symbol_moa_accuracy`` (so this stacks with InfluenceReward).  ``beta = 0`` (the default):
+      no MOA, rewards unchanged.
 
     The paper trains the message policy on ``alpha e + beta c`` and the action policy on ``e``
     only; a wrapper returns one reward, so split them with ``info["extrinsic_reward"]`` if needed.

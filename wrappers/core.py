@@ -55,10 +55,7 @@ def check_divergence(divergence: str) -> str:
 # ---- prosocial (Jaques et al. 2019 supp. 10.5.2)
 
 def prosocial_rewards(rewards: np.ndarray, eta: float) -> np.ndarray:
-    """r_k = e_k + eta * sum_{i != k} e_i, over the last axis (agents).
-
-    ``rewards``: float array ``[..., agents]``.  Returns an array of the same shape.
-    """
+    """r_k = e_k + eta * sum_{i != k} e_i over the last axis (agents) of ``rewards [..., agents]``."""
     e = np.asarray(rewards, dtype=np.float64)
     others = e.sum(axis=-1, keepdims=True) - e
     return e + eta * others
@@ -72,14 +69,11 @@ def smooth_rewards(traces: np.ndarray, rewards: np.ndarray, gamma: float, lam: f
 
 
 def inequity_aversion_rewards(rewards: np.ndarray, traces: np.ndarray, alpha: float, beta: float) -> np.ndarray:
-    """Hughes et al. subjective reward from raw rewards and (already updated) smoothed traces.
+    """r_i = e_i - alpha/(N-1) * sum_{j!=i} max(h_j - h_i, 0) - beta/(N-1) * sum_{j!=i} max(h_i - h_j, 0)
 
-    r_i = e_i - alpha/(N-1) * sum_{j!=i} max(h_j - h_i, 0) - beta/(N-1) * sum_{j!=i} max(h_i - h_j, 0)
-
-    where ``e`` is the raw reward of this step and ``h`` the smoothed traces including this step.
-    Both penalty terms are subtracted (the reference implementation adds the advantageous one).
-    Arrays have shape ``[..., agents]``.  With one agent there is nobody to compare with and the
-    reward is unchanged.
+    from this step's raw rewards ``e`` and the smoothed traces ``h`` including this step, shapes
+    ``[..., agents]``.  Both penalties are subtracted (the reference code adds the advantageous
+    one).  One agent: nobody to compare with, the reward is unchanged.
     """
     e = np.asarray(rewards, dtype=np.float64)
     h = np.asarray(traces, dtype=np.float64)
@@ -114,10 +108,8 @@ def js_divergence(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
 
 
 def pointwise_mutual_information(p: torch.Tensor, q: torch.Tensor, outcome: torch.Tensor) -> torch.Tensor:
-    """log p(outcome) / q(outcome): the PMI of Jaques et al. supp. Eq. 4 at the realised outcome.
-
-    ``p``/``q``: ``[..., A]`` conditional and marginal; ``outcome``: integer ``[...]``.
-    """
+    """log p(outcome) / q(outcome) (Jaques et al. supp. Eq. 4) for ``p``/``q`` ``[..., A]`` (conditional
+    and marginal) at the realised ``outcome`` (integer ``[...]``)."""
     idx = outcome.long().unsqueeze(-1)
     pa = p.gather(-1, idx).squeeze(-1).clamp_min(_EPS)
     qa = q.gather(-1, idx).squeeze(-1).clamp_min(_EPS)
@@ -126,14 +118,11 @@ def pointwise_mutual_information(p: torch.Tensor, q: torch.Tensor, outcome: torc
 
 def conditional_and_marginal(cf_probs: torch.Tensor, actual: torch.Tensor, policy: torch.Tensor,
                              normalised: bool = False):
-    """Counterfactual predictions -> (conditional, marginal).
+    """conditional = cf_probs[actual];  marginal = sum_c policy[c] * cf_probs[c].
 
-    ``cf_probs``: ``[..., C, J, A]``: for each of k's C counterfactual values, the predicted
-    next-action distribution of each of J other agents.  ``actual``: integer ``[...]``, the value k
-    really chose.  ``policy``: ``[..., C]``, k's probability of each value (renormalised here
-    unless ``normalised`` says it already sums to 1).
-
-    conditional = cf_probs[actual];  marginal = sum_c policy[c] * cf_probs[c].
+    ``cf_probs [..., C, J, A]``: for each of k's C counterfactual values, the predicted next-action
+    distribution of each of J other agents; ``actual`` integer ``[...]``: the value k chose;
+    ``policy [..., C]``: k's probability of each value (renormalised unless ``normalised``).
     """
     c, j, a = cf_probs.shape[-3:]
     lead = cf_probs.shape[:-3]

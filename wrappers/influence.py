@@ -68,12 +68,10 @@ class InfluenceOptions:
             put(name, bool(getattr(self, name)))
 
     def engine_kwargs(self) -> dict:
-        """The keyword arguments of :class:`~wrappers.InfluenceEngine` (all but the reward weights
-        and the observation keys)."""
-        kw = asdict(self)
-        for k in ("beta", "alpha", "curriculum_steps", "obs_key", "visibility_key"):
-            del kw[k]
-        return kw
+        """The keyword arguments of :class:`~wrappers.InfluenceEngine`: all but the reward weights
+        and the observation keys."""
+        skip = ("beta", "alpha", "curriculum_steps", "obs_key", "visibility_key")
+        return {k: v for k, v in asdict(self).items() if k not in skip}
 
     @classmethod
     def merge(cls, options: InfluenceOptions | None, shortcuts: dict, base: InfluenceOptions | None = None):

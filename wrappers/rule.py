@@ -17,14 +17,13 @@ class Rule:
     """Base of the reward rules.
 
     An adapter calls :meth:`bind` once, :meth:`reset` at every reset (``mask=None``) and, on the
-    VecEnv face, with the worlds whose episode just ended; and :meth:`step` after every env step
-    with that step's rewards ``e`` (float64 ``[W, N]``).  A rule that sets ``needs_actions`` also
-    gets the actions (int ``[W, N]``); one that sets ``reader`` (an :class:`ObsReader`) gets the
-    image ``[W, N, H, W, C]`` and visibility ``[W, N, N-1]`` (or None) of the observation the
-    agents acted on.  ``step`` returns ``(rewards [W, N] or None for unchanged, info)``, ``info``
-    mapping an info key to one value for everybody or an array ``[W, N]``.  A rule with an
-    ``obs_key`` has methods ``obs_space()`` (a space of shape ``[N]``) and ``observation()``
-    (``[W, N]``): row ``w`` is added under that key to the observation of every agent of world ``w``.
+    VecEnv face, for the worlds whose episode just ended, and :meth:`step` after every env step
+    with its rewards ``e`` (float64 ``[W, N]``), the actions (int ``[W, N]``) if ``needs_actions``,
+    and if ``reader`` is set (an :class:`ObsReader`) the image ``[W, N, H, W, C]`` and visibility
+    ``[W, N, N-1]`` (or None) of the observation acted on.  ``step`` returns ``(rewards [W, N], or
+    None for unchanged; info)``, info mapping keys to one value for all or to ``[W, N]`` arrays.
+    A rule with an ``obs_key`` has ``obs_space()`` (shape ``[N]``) and ``observation()``
+    (``[W, N]``): row ``w`` goes under that key into every observation of world ``w``.
     """
 
     obs_key: str | None = None

@@ -180,8 +180,8 @@ class InfluenceRule(Rule):
         c = np.asarray(influence, dtype=np.float64)
         w = self.influence_weight
         loss, acc, _ = self.engine.stats()
-        info = dict(influence_reward=c, influence_weight=w, moa_loss=np.broadcast_to(loss, c.shape),
-                    moa_accuracy=np.broadcast_to(acc, c.shape),
+        info = dict(influence_reward=c, influence_weight=w, moa_loss=np.asarray(loss)[None],
+                    moa_accuracy=np.asarray(acc)[None],  # [1, N]: the same in every world
                     policy_source="self_model" if given is None else np.where(given, "given", "self_model"))
         self.global_step += self.num_worlds
         self.policy = None

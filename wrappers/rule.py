@@ -21,7 +21,8 @@ class Rule:
     with its rewards ``e`` (float64 ``[W, N]``), the actions (int ``[W, N]``) if ``needs_actions``,
     and if ``reader`` is set (an :class:`ObsReader`) the image ``[W, N, H, W, C]`` and visibility
     ``[W, N, N-1]`` (or None) of the observation acted on.  ``step`` returns ``(rewards [W, N], or
-    None for unchanged; info)``, info mapping keys to one value for all or to ``[W, N]`` arrays.
+    None for unchanged; info)``, info mapping keys to one value for all or to arrays that
+    broadcast to ``[W, N]``.
     A rule with an ``obs_key`` has ``obs_space()`` (shape ``[N]``) and ``observation()``
     (``[W, N]``): row ``w`` goes under that key into every observation of world ``w``.
     """

@@ -79,7 +79,7 @@ class RuleVecEnv(VecEnvWrapper):
         e = np.asarray(rews, dtype=np.float64).reshape(w, n)
         r, extra = rule.step(e, self._actions, img, vis)
         for k, v in extra.items():
-            v = v.reshape(-1).tolist() if isinstance(v, np.ndarray) else [v] * len(infos)
+            v = np.broadcast_to(v, (w, n)).reshape(-1).tolist() if isinstance(v, np.ndarray) else [v] * len(infos)
             for info, x in zip(infos, v):
                 info[k] = x
         if rule.obs_key is not None:

@@ -37,7 +37,7 @@ def test_agent_lstm_cell_is_the_textbook_lstm_cell_per_agent():
     feat, h, c = torch.randn(N, 7, 32, generator=g), torch.randn(N, 7, hs, generator=g), torch.randn(N, 7, hs, generator=g)
     slots = torch.stack([torch.randint(0, k, (N, 7), generator=g) for k in CARDS], -1) + model.offsets
     with torch.no_grad():
-        h2, c2 = cell(cell.input_gates(feat, slots), h, c)
+        h2, c2 = cell(feat, slots, h, c)
         for k in range(N):
             ref = nn.LSTMCell(32 + nv, hs)
             onehot = torch.zeros(7, nv).scatter_(1, slots[k], 1.0)
@@ -62,7 +62,7 @@ def test_counterfactual_batch_is_one_step_per_value():
             ref, ref_self = model.sequence(img[None], s[:, None], h, c)
             torch.testing.assert_close(logits[:, :, v], ref[:, 0], rtol=1e-5, atol=1e-5)
             torch.testing.assert_close(self_logits, ref_self[:, 0], rtol=1e-5, atol=1e-5)
-            h_ref, c_ref = model.lstm(model.input_gates(model.encode(img), s), h, c)
+            h_ref, c_ref = model.lstm(model.encode(img), s + model.offsets, h, c)
             torch.testing.assert_close(h2[:, :, v], h_ref, rtol=1e-5, atol=1e-5)
             torch.testing.assert_close(c2[:, :, v], c_ref, rtol=1e-5, atol=1e-5)
 

@@ -57,15 +57,13 @@ def _uniform(shape, bound: float, gen: torch.Generator) -> torch.Tensor:
 class AgentLSTMCell(nn.Module):
     """``nn.LSTMCell`` with one set of weights per agent, whose input is a feature vector and the
     one-hots of S categorical slots: ``feat [N, ..., fc]``, ``slots [N, ..., S]`` (each slot's value
-    already offset into ``0..num_values-1``), state ``h, c [N, ..., H]``.
+    already offset into ``0..num_values-1``), state ``h, c [N, ..., H]``; all broadcast against
+    each other (the counterfactual batch shares its feature and state).
 
     The one-hot part of the input weight is stored as an embedding table, one row per slot value
     (a linear layer on the concatenated one-hots is exactly the sum of the rows of the values that
     are 1).  Gates in ``nn.LSTMCell``'s order (input, forget, cell, output); the forget gate's bias
-    is 1 (keeps the early gradients through the cell state alive).  The cell is split in two so
-    that a sequence computes its input part for all steps at once: :meth:`input_gates` and
-    :meth:`forward`; the state broadcasts against the input gates (the counterfactual batch
-    shares its state)."""
+    is 1 (keeps the early gradients through the cell state alive)."""
 
     def __init__(self, num_agents: int, feat_size: int, num_values: int, hidden_size: int, gen: torch.Generator):
         super().__init__()
@@ -76,19 +74,14 @@ class AgentLSTMCell(nn.Module):
         self.hh = AgentLinear(num_agents, hidden_size, 4 * hidden_size, gen, bias=False)
         with torch.no_grad():
             self.ih.bias[..., hidden_size:2 * hidden_size] = 1.0
-        agent_rows = torch.arange(num_agents).view(-1, 1) * num_values  # agent k's rows of slot_weight
+        agent_rows = torch.arange(num_agents).view(-1, 1, 1) * num_values  # agent k's rows of slot_weight
         self.register_buffer("agent_rows", agent_rows, persistent=False)
 
-    def input_gates(self, feat: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
-        """The input's share of the gates: ``feat [N, ..., fc]``, ``slots [N, ..., S]`` -> ``[N, ..., 4H]``."""
+    def forward(self, feat: torch.Tensor, slots: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
         n, s = slots.shape[0], slots.shape[-1]
-        bags = (slots.reshape(n, -1, s) + self.agent_rows.unsqueeze(-1)).view(-1, s)
+        bags = (slots.reshape(n, -1, s) + self.agent_rows).view(-1, s)
         onehots = F.embedding_bag(bags, self.slot_weight, mode="sum").view(*slots.shape[:-1], -1)
-        return self.ih(feat) + onehots
-
-    def forward(self, gx: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
-        """One step from the input gates ``gx`` (:meth:`input_gates`) and the state ``h, c``."""
-        i, f, g, o = (gx + self.hh(h)).chunk(4, dim=-1)
+        i, f, g, o = (onehots + (self.ih(feat) + self.hh(h))).chunk(4, dim=-1)
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * _tanh(g)
         return torch.sigmoid(o) * _tanh(c), c
 
@@ -139,11 +132,6 @@ class MOA(nn.Module):
         x = torch.relu(self.conv(x)).view(b, n, -1).transpose(0, 1)
         return torch.tanh(self.fc2(torch.tanh(self.fc1(x))))
 
-    def input_gates(self, feat: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
-        """The LSTM input's share of the gates from features ``[N, ..., fc]`` and slot values
-        ``[N, ..., S]`` (the LSTM input is the feature and the slots' one-hots)."""
-        return self.lstm.input_gates(feat, slots + self.offsets)
-
     def self_logits(self, feat: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """The self-model: ``(feature_t, h_{t-1})`` -> logits ``[N, B, C]`` of the own choice at t."""
         return self.self_model(torch.cat([feat, h], dim=-1))
@@ -165,8 +153,7 @@ class MOA(nn.Module):
         num_cf = self.num_cf
         cf_slots = slots.unsqueeze(2).repeat(1, 1, num_cf, 1)
         cf_slots[..., self.cf_slot] = torch.arange(num_cf)
-        gx = self.input_gates(feat.unsqueeze(2), cf_slots)  # [N, B, C, 4H]
-        h2, c2 = self.lstm(gx, h.unsqueeze(2), c.unsqueeze(2))  # [N, B, C, H]
+        h2, c2 = self.lstm(feat.unsqueeze(2), cf_slots + self.offsets, h.unsqueeze(2), c.unsqueeze(2))
         return self.predict(h2), h2, c2, self.self_logits(feat, h)
 
     def sequence(self, img: torch.Tensor, slots: torch.Tensor, h: torch.Tensor, c: torch.Tensor,
@@ -180,13 +167,13 @@ class MOA(nn.Module):
         """
         steps, b = img.shape[:2]
         feat = self.encode(img.flatten(0, 1)).unflatten(1, (steps, b))  # the encoder in one batch
-        gx = self.input_gates(feat, slots)  # the input part of every step at once
+        slots = slots + self.offsets
         h_prev, hs = [], []
         for t in range(steps):
             if t > 0 and keep is not None:
                 h, c = h * keep[t], c * keep[t]
             h_prev.append(h)
-            h, c = self.lstm(gx[:, t], h, c)
+            h, c = self.lstm(feat[:, t], slots[:, t], h, c)
             hs.append(h)
         return self.predict(torch.stack(hs, 1)), self.self_logits(feat, torch.stack(h_prev, 1))
 

@@ -207,8 +207,7 @@ def load_agent_config(agent: str, game: str, overrides: list[str] | None = None)
     for layer, source in layers:
         cfg = _merge(cfg, layer or {}, source)
     for item in overrides or []:
-        key, eq, value = item.partition("=")
-        if not eq:
+        if "=" not in item:
             raise ConfigError(f"override {item!r} must look like key.path=value")
         cfg = _merge(cfg, OmegaConf.to_container(OmegaConf.from_dotlist([item])), f"override {item!r}")
     return _finish(cfg, f"{path} + overrides" if overrides else str(path))
@@ -258,16 +257,19 @@ def _spellings(data: Any, cls: Any, where: str, prefix: str = "") -> None:
 
 
 def _finish(cfg: DictConfig, source: str) -> AgentConfig:
-    if missing := OmegaConf.missing_keys(cfg):
-        raise ConfigError(f"{source}: no value for {', '.join(sorted(missing))}")
+    try:
+        if missing := OmegaConf.missing_keys(cfg):
+            raise ConfigError(f"{source}: no value for {', '.join(sorted(missing))}")
+        out = typing.cast(AgentConfig, OmegaConf.to_object(cfg))  # resolves ${...} interpolations
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"{source}: {exc.full_key}: {exc.msg.splitlines()[0]}") from None
     for key, ok, what in CHECKS:
         value = OmegaConf.select(cfg, key)
         if not ok(value):
             raise ConfigError(f"{source}: {key}: {what}, got {value}")
-    if cfg.ppo.lr_end > cfg.ppo.lr_init:
-        raise ConfigError(f"{source}: ppo.lr_end ({cfg.ppo.lr_end}) must not exceed ppo.lr_init ({cfg.ppo.lr_init}); "
+    if out.ppo.lr_end > out.ppo.lr_init:
+        raise ConfigError(f"{source}: ppo.lr_end ({out.ppo.lr_end}) must not exceed ppo.lr_init ({out.ppo.lr_init}); "
                           "the schedule anneals down")
-    out = typing.cast(AgentConfig, OmegaConf.to_object(cfg))
     try:
         out.influence_options()
     except (TypeError, ValueError) as exc:

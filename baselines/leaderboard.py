@@ -27,9 +27,8 @@ import math
 import multiprocessing as mp
 import os
 import sys
-import tempfile
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -108,13 +107,10 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def train_args(job: dict[str, Any]):
-    """The ``TrainArgs`` of one job of :func:`plan`."""
+    """The ``TrainArgs`` of one job of :func:`plan` (a job is their fields and ``result_path``)."""
     from baselines.train import TrainArgs
 
-    return TrainArgs(agent=job["agent"], game=job["game"], total_steps=job["total_steps"], seed=job["seed"],
-                     num_worlds=job["num_worlds"], num_agents=job["num_agents"], max_cycles=job["max_cycles"],
-                     run_dir=job["run_dir"], checkpoint_every=job["checkpoint_every"], overrides=list(job["overrides"]),
-                     progress=False, tensorboard=job.get("tensorboard", True))
+    return TrainArgs(**{f.name: job[f.name] for f in fields(TrainArgs)})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -124,7 +120,7 @@ def train_args(job: dict[str, Any]):
 def plan(preset: Preset, out: Path) -> list[dict[str, Any]]:
     """The board's jobs, one per (game, agent, seed); each (game, agent) is checked as ``ssd-train``
     checks a run (:func:`baselines.train.check_run`: names, budget, overrides, agents vs. map)."""
-    from baselines.train import check_run
+    from baselines.train import TrainArgs, check_run
 
     if preset.total_steps is None:
         raise ConfigError("this preset has no default budget: pass --total-steps (agent-steps per run)")
@@ -139,11 +135,11 @@ def plan(preset: Preset, out: Path) -> list[dict[str, Any]]:
         for agent in preset.agents:
             name = Path(agent).stem
             for seed in range(preset.seeds):
-                jobs.append(dict(agent=agent, game=game, seed=seed, total_steps=int(preset.total_steps),
+                args = TrainArgs(agent=agent, game=game, seed=seed, total_steps=int(preset.total_steps),
                                  num_worlds=preset.num_worlds, num_agents=preset.num_agents, max_cycles=preset.max_cycles,
                                  checkpoint_every=preset.checkpoint_every, overrides=list(preset.overrides),
-                                 run_dir=str(out / "runs" / game / name / f"seed{seed}"),
-                                 result_path=str(out / "results" / f"{game}__{name}__seed{seed}.json")))
+                                 run_dir=str(out / "runs" / game / name / f"seed{seed}"), progress=False)
+                jobs.append({**asdict(args), "result_path": str(out / "results" / f"{game}__{name}__seed{seed}.json")})
             try:  # the seeds differ in nothing a check looks at
                 check_run(train_args(jobs[-1]))
             except ConfigError as exc:
@@ -322,17 +318,11 @@ def plot_curves(out: Path, game: str, jobs: list[dict[str, Any]], total_steps: i
     fig.suptitle(f"{game}: mean over {seeds} seed(s), band = range over seeds; grey: the scored last {FINAL_FRACTION:.0%}")
     atomic_write_text(out / f"curves_{game}.csv", points.getvalue())
     fig.tight_layout()
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=110)
+    plt.close(fig)
     path = out / f"curves_{game}.png"
-    fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=110)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write_text(path, png.getvalue())
     return path
 
 
@@ -357,17 +347,11 @@ def parser() -> argparse.ArgumentParser:
 
 def preset_from_args(ns: argparse.Namespace) -> Preset:
     preset = PRESETS[ns.preset]
-    changes: dict[str, Any] = {}
-    if ns.total_steps is not None:  # its range is checked with the rest, by plan
-        changes["total_steps"] = ns.total_steps
-    if ns.seeds is not None:
-        changes["seeds"] = ns.seeds
-    if ns.agents:
-        changes["agents"] = tuple(a.strip() for a in ns.agents.split(",") if a.strip())
-    if ns.games:
-        changes["games"] = tuple(g.strip() for g in ns.games.split(",") if g.strip())
-    if ns.num_worlds is not None:
-        changes["num_worlds"] = ns.num_worlds
+    # ranges are checked with the rest, by plan
+    changes: dict[str, Any] = {k: getattr(ns, k) for k in ("total_steps", "seeds", "num_worlds") if getattr(ns, k) is not None}
+    for key in ("agents", "games"):
+        if getattr(ns, key):
+            changes[key] = tuple(x.strip() for x in getattr(ns, key).split(",") if x.strip())
     if ns.overrides:
         changes["overrides"] = tuple(preset.overrides) + tuple(ns.overrides)
     return replace(preset, **changes)

@@ -42,12 +42,8 @@ def _holder_text(info: dict[str, Any]) -> str:
 
 
 def _read(fd: int) -> dict[str, Any]:
-    os.lseek(fd, 0, os.SEEK_SET)
-    raw = b""
-    while chunk := os.read(fd, 4096):
-        raw += chunk
     try:
-        info = json.loads(raw.decode() or "{}")
+        info = json.loads(os.pread(fd, 1 << 16, 0).decode() or "{}")  # a line of JSON, far below 64 KiB
     except (UnicodeDecodeError, json.JSONDecodeError):
         return {}
     return info if isinstance(info, dict) else {}
@@ -98,8 +94,7 @@ class RunDirLock:
                   f"({_holder_text(stale)})", file=sys.stderr)
         me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S %z")}
         os.ftruncate(fd, 0)
-        os.lseek(fd, 0, os.SEEK_SET)
-        os.write(fd, (json.dumps(me) + "\n").encode())
+        os.pwrite(fd, (json.dumps(me) + "\n").encode(), 0)
         os.fsync(fd)
         self._fd = fd
 

@@ -124,3 +124,18 @@ def test_influence_curriculum_is_a_fraction_of_any_budget(budget):
         cfg = load_agent_config("influence_moa", game, list(PRESETS["paper"].overrides))
         ramp = influence_curriculum_env_steps(cfg, budget, num_agents=5)
         assert 0 < ramp <= budget / 5
+
+
+def test_influence_section_is_the_wrappers_options():
+    """The zoo's influence fields are wrappers.InfluenceOptions' own names, passed straight through;
+    only the curriculum fraction and the recorded loss weight are the zoo's."""
+    from dataclasses import asdict, fields
+
+    from wrappers import InfluenceOptions
+
+    cfg = load_agent_config("influence_moa", "harvest", ["ppo.lr_init=0.002"])
+    zoo, wrapper = set(asdict(cfg.influence)), {f.name for f in fields(InfluenceOptions)}
+    assert zoo - wrapper == {"curriculum_fraction", "moa_loss_weight"} and wrapper - zoo == {"curriculum_steps", "seed"}
+    opts = cfg.influence_options(curriculum_steps=5, seed=1)
+    assert (opts.beta, opts.lr, opts.train_every, opts.train_iters, opts.curriculum_steps) == (2.521, 0.002, 16, 2, 5)
+    assert load_agent_config("influence_moa", "box_trapped").influence.lr == 0.005  # the table's own value

@@ -18,6 +18,7 @@ own names (passed straight through) plus the zoo's ``curriculum_fraction`` and `
 from __future__ import annotations
 
 import dataclasses
+import functools
 import typing
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -203,19 +204,16 @@ def load_agent_config(agent: str, game: str, overrides: list[str] | None = None)
     rows = list(dict.fromkeys([base_game(game), game]))
     layers = [(data, str(path)), *((table.get(g, {}).get(k), f"games.yaml: {g}.{k}") for g in rows for k in ("all", name)),
               *((games.get(g), f"{path}: games.{g}") for g in rows)]
-    cfg = OmegaConf.structured(AgentConfig)
-    for layer, source in layers:
-        cfg = _merge(cfg, layer or {}, source)
     for item in overrides or []:
         if "=" not in item:
             raise ConfigError(f"override {item!r} must look like key.path=value")
-        cfg = _merge(cfg, OmegaConf.to_container(OmegaConf.from_dotlist([item])), f"override {item!r}")
-    return _finish(cfg, f"{path} + overrides" if overrides else str(path))
+        layers.append((OmegaConf.to_container(OmegaConf.from_dotlist([item])), f"override {item!r}"))
+    return _finish(_merged(layers), f"{path} + overrides" if overrides else str(path))
 
 
 def from_dict(data: dict[str, Any], source: str = "config") -> AgentConfig:
     """Typed, validated AgentConfig from a plain mapping (e.g. a run's ``run.json``)."""
-    return _finish(_merge(OmegaConf.structured(AgentConfig), data, source), source)
+    return _finish(_merged([(data, source)]), source)
 
 
 def dump_yaml(cfg: AgentConfig) -> str:
@@ -223,8 +221,32 @@ def dump_yaml(cfg: AgentConfig) -> str:
     return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
 
 
+@functools.cache
+def _schema() -> DictConfig:
+    return OmegaConf.structured(AgentConfig)
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _merged(layers: list[tuple[Any, str]]) -> DictConfig:
+    """The schema with every layer merged in, in order (one merge; a failing one is redone layer by
+    layer to name the layer at fault)."""
+    layers = [(data or {}, source) for data, source in layers]
+    for data, source in layers:
+        _spellings(data, AgentConfig, source)
+    try:
+        return OmegaConf.merge(_schema(), *(data for data, _ in layers))
+    except OmegaConfBaseException:
+        cfg = _schema()
+        for data, source in layers:
+            cfg = _merge(cfg, data, source)
+        return cfg
+
+
 def _merge(cfg: DictConfig, data: dict[str, Any], source: str) -> DictConfig:
-    _spellings(data, AgentConfig, source)
     try:
         return OmegaConf.merge(cfg, data)
     except OmegaConfBaseException as exc:
@@ -245,7 +267,7 @@ def _spellings(data: Any, cls: Any, where: str, prefix: str = "") -> None:
     as a float, ``4e7`` as a string); true/false fields take only true or false."""
     if not isinstance(data, dict) or not dataclasses.is_dataclass(cls):
         return
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     for key, value in data.items():
         tp = hints.get(key)
         if tp is int and isinstance(value, (str, float)):

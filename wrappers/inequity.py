@@ -66,6 +66,9 @@ class InequityAversionRule(Rule):
 
 
 class _Options:
+    """The rule's options and traces, as attributes of both faces."""
+
+    OBS_KEY = InequityAversionRule.OBS_KEY
     alpha, beta, gamma, lam, observe_smoothed_rewards, traces = map(
         rule_attr, ("alpha", "beta", "gamma", "lam", "observe_smoothed_rewards", "traces"))
 

@@ -154,8 +154,7 @@ def policy_from_agents(name: str, probs: dict, index: dict, size: int):
     if not checked:
         return None
     out, given = np.zeros((1, len(index), size)), np.zeros((1, len(index)), dtype=bool)
-    for i, p in checked.items():
-        out[0, i], given[0, i] = p, True
+    out[0, list(checked)], given[0, list(checked)] = list(checked.values()), True
     return out, given
 
 

@@ -15,10 +15,11 @@ own choice at t; it gives the marginal over k's counterfactuals when k does not 
 
 The N agents' networks are one module: every layer holds a leading agent axis.  The conv is a
 grouped convolution (one group per agent); the other layers are :class:`AgentLinear` (one batched
-matmul applies each agent's weights to its own rows), and the LSTM cell is the textbook cell
-(``nn.LSTMCell``'s gate order and initialisation) over such layers, trained by autograd.
-``nn.LSTMCell`` itself cannot be batched over agents: ``torch.func.vmap`` has no batching rule for
-``aten::lstm_cell``.  Tensors are laid out ``[agents, batch, ...]``.
+matmul applies each agent's weights to its own rows), and the LSTM cell is ``nn.LSTMCell``'s
+cell over such layers (:class:`AgentLSTMCell`), trained by autograd.  ``nn.LSTMCell`` itself
+cannot be batched over agents: ``torch.func.vmap`` has no batching rule for ``aten::lstm_cell``.
+Tensors are laid out ``[agents, batch, ...]``; the counterfactual batch adds an axis of the C
+values of the varied slot, over which the feature and the LSTM state broadcast.
 
 The training, buffer and influence logic live in :mod:`wrappers.moa_training`
 (:class:`InfluenceEngine`, importable from here too).

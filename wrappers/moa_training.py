@@ -36,6 +36,21 @@ from .core import (
 from .moa import MOA
 
 
+def _softmax(x: torch.Tensor) -> torch.Tensor:
+    """``torch.softmax`` over the last axis.  Eagerly, the rows are short (the actions) and torch's
+    CPU softmax (and its max) over a short last axis is slow; exp / sum without the max shift is
+    the same function while every row's sum of exponentials is a normal float, which is checked
+    (falling back to ``torch.softmax`` otherwise)."""
+    if torch.compiler.is_compiling():
+        return torch.softmax(x, -1)
+    e = x.exp()
+    total = e.sum(-1, keepdim=True)
+    lo, hi = torch.aminmax(total)
+    if not (lo >= 1e-30 and hi <= 1e30):  # an overflow, or every entry of a row tiny
+        return torch.softmax(x, -1)
+    return e.div_(total)
+
+
 class InfluenceEngine:
     """MOA + online training + influence computation over ``[worlds, agents]`` arrays.
 
@@ -88,6 +103,8 @@ class InfluenceEngine:
         self.c = torch.zeros(n, self.W, self.H)
         self.first = np.ones(self.W, dtype=bool)
         self._pmi_pending = None
+        self._compiled = bool(compile_moa)
+        self._workspace = {}  # the acting pass's kept buffers (see MOA.counterfactuals)
         self._act = torch.compile(self._act_core, dynamic=False) if compile_moa else self._act_core
         # running statistics (exponential moving sums so accuracy = correct / count)
         self._loss_sum = np.zeros((n, n - 1))
@@ -187,18 +204,20 @@ class InfluenceEngine:
 
         t = self.buf_len
         self._store(img, actions, vis, symbols, cf_actual)
-        mask = self.buf_vis[t] if self.influence_only_visible else np.ones((n, w, n - 1), dtype=bool)
-        mask = torch.from_numpy(mask.astype(np.float32))
-        given = torch.zeros(n, w, 1, dtype=torch.bool)
-        sup = torch.zeros(n, w, self.num_cf)
+        mask = self.buf_vis[t] if self.influence_only_visible else None
+        if mask is not None:
+            mask = torch.from_numpy(mask).to(torch.float32)
+        sup = given = None
         if policy is not None:
-            given = torch.from_numpy(np.asarray(policy_given, dtype=bool).T[:, :, None].copy())
-            sup = torch.from_numpy(np.asarray(policy, dtype=np.float32).transpose(1, 0, 2).copy())
+            given = torch.from_numpy(np.ascontiguousarray(np.asarray(policy_given, dtype=bool).T[:, :, None]))
+            sup = torch.from_numpy(np.ascontiguousarray(np.asarray(policy, dtype=np.float32).transpose(1, 0, 2)))
         with torch.inference_mode():
             total, per_pair, self.h, self.c, cond, marg = self._act(
                 torch.from_numpy(self.buf_img[t]), torch.from_numpy(self.buf_slots[t]),
                 torch.from_numpy(self.buf_h[t]), torch.from_numpy(self.buf_c[t]),
                 torch.from_numpy(self.buf_cf[t]), sup, given, mask)
+        if mask is None:
+            mask = torch.ones(n, w, n - 1)
         if pmi_out is not None:
             self._pmi_pending = (cond, marg, mask)
             total, per_pair = pmi_out
@@ -212,17 +231,31 @@ class InfluenceEngine:
     def _act_core(self, img, slots, h, c, actual, sup, given, mask):
         """The acting pass on tensors only (so that ``torch.compile`` sees one graph).
 
-        Returns the clipped total influence ``[N, W]``, the masked per-pair divergence
-        ``[N, W, N-1]`` (both None for PMI, which is finished one step later), the LSTM state after
-        the choice really made, and the conditional and marginal distributions."""
-        cf_logits, h2, c2, self_logits = self.model.counterfactuals(img, slots, h, c)
-        probs = torch.where(given, sup, torch.softmax(self_logits, -1))  # supplied, else the self-model
+        ``sup``/``given``: the supplied policies and where they are supplied (None: nowhere);
+        ``mask``: the visibility mask ``[N, W, N-1]`` (None: all visible).  Returns the clipped total
+        influence ``[N, W]``, the masked per-pair divergence ``[N, W, N-1]`` (both None for PMI,
+        which is finished one step later), the LSTM state after the choice really made, and the
+        conditional and marginal distributions."""
+        model = self.model
+        if self._compiled:
+            cf_logits, h2, c2, self_logits = model.counterfactuals(img, slots, h, c)
+        else:  # the large intermediates in kept buffers: only gathered from below, never kept
+            model.workspace = self._workspace
+            try:
+                cf_logits, h2, c2, self_logits = model.counterfactuals(img, slots, h, c)
+            finally:
+                model.workspace = None
+        probs = _softmax(self_logits)
+        if given is not None:
+            probs = torch.where(given, sup, probs)  # supplied, else the self-model
         pick = actual[:, :, None, None].expand(-1, -1, 1, h2.shape[-1])
         new_h, new_c = h2.gather(2, pick).squeeze(2), c2.gather(2, pick).squeeze(2)
-        cond, marg = conditional_and_marginal(torch.softmax(cf_logits, -1), actual, probs, normalised=True)
+        cond, marg = conditional_and_marginal(_softmax(cf_logits), actual, probs, normalised=True)
         if self.divergence == "pmi":
             return None, None, new_h, new_c, cond, marg
-        per_pair = pairwise_divergence(cond, marg, self.divergence) * mask
+        per_pair = pairwise_divergence(cond, marg, self.divergence)
+        if mask is not None:
+            per_pair = per_pair * mask
         return per_pair.sum(-1).clamp(-self.clip, self.clip), per_pair, new_h, new_c, cond, marg
 
     def _deliver_pmi(self, actions_t):

@@ -128,11 +128,16 @@ class AgentLSTMCell(nn.Module):
             scale[2] = 2.0
             self._cf_scale = scale.view(-1)
         rest = slots.index_select(-1, self._cf_index) + self._cf_shift  # [N, B, S-1] rows of slot_weight
-        shared = F.embedding_bag(rest.view(-1, s - 1), self.slot_weight, mode="sum").view(n, b, -1)
-        shared = torch.baddbmm(torch.baddbmm(shared + self.ih.bias, feat, self.ih.weight), h, self.hh.weight)
-        shared = shared * self._cf_scale
+        emb = F.embedding_bag(rest.view(-1, s - 1), self.slot_weight, mode="sum").view(n, b, -1)
         rows = self.slot_weight.view(n, nv, -1)[:, start:start + num_cf] * self._cf_scale  # [N, C, 4H]
         shape = (n, b, num_cf, 4 * hs)
+        if workspace is None:
+            shared = torch.baddbmm(torch.baddbmm(emb + self.ih.bias, feat, self.ih.weight), h, self.hh.weight)
+            shared = shared * self._cf_scale
+        else:
+            shared = _scratch(workspace, "shared", (n, b, 4 * hs))
+            torch.baddbmm(self.ih.bias, feat, self.ih.weight, out=shared).baddbmm_(h, self.hh.weight)
+            shared.add_(emb).mul_(self._cf_scale)
         if workspace is None:
             gates = torch.sigmoid(shared.unsqueeze(2) + rows.unsqueeze(1))
             i, f, g, o = gates.chunk(4, dim=-1)
@@ -213,7 +218,11 @@ class MOA(nn.Module):
             x = torch.relu(self.conv(x)).view(b, n, -1).transpose(0, 1)
             return torch.tanh(self.fc2(torch.tanh(self.fc1(x))))
         oh, ow = hh - 2, ww - 2
-        x = img.permute(1, 4, 0, 2, 3).to(torch.float32, memory_format=torch.contiguous_format)  # [N, C, B, h, w]
+        if workspace is None:
+            x = img.permute(1, 4, 0, 2, 3).to(torch.float32, memory_format=torch.contiguous_format)  # [N, C, B, h, w]
+        else:
+            x = _scratch(workspace, "img", (n, ch, b, hh, ww))
+            x.copy_(img.permute(1, 4, 0, 2, 3))
         s = x.stride()
         view = x.as_strided((n, ch, 3, 3, b, oh, ow), (s[0], s[1], s[3], s[4], s[2], s[3], s[4]))
         if workspace is None:
@@ -221,10 +230,17 @@ class MOA(nn.Module):
         else:
             patches = _scratch(workspace, "patches", (n, ch * 9, b * oh * ow))
             patches.view(view.shape).copy_(view)
-        co = self.conv.out_channels // n  # patches: [N, C*3*3, B*oh*ow], rows in the kernel's order
+        co, npos = self.conv.out_channels // n, oh * ow  # patches: [N, C*3*3, B*oh*ow], rows in the kernel's order
         weight = self.conv.weight.view(n, co, ch * 9) * (1.0 / 255.0)  # the uint8 scaling, on the kernel
-        y = torch.relu(torch.baddbmm(self.conv.bias.view(n, co, 1), weight, patches))  # [N, co, B*oh*ow]
-        y = y.view(n, co, b, oh * ow).transpose(1, 2).reshape(n, b, co * oh * ow)
+        bias = self.conv.bias.view(n, co, 1)
+        if workspace is None:
+            y = torch.relu(torch.baddbmm(bias, weight, patches))  # [N, co, B*oh*ow]
+            y = y.view(n, co, b, npos).transpose(1, 2).reshape(n, b, co * npos)
+        else:
+            conv = _scratch(workspace, "conv", (n, co, b * npos))
+            torch.baddbmm(bias, weight, patches, out=conv).relu_()
+            y = _scratch(workspace, "conv_t", (n, b, co * npos))
+            y.view(n, b, co, npos).copy_(conv.view(n, co, b, npos).transpose(1, 2))
         return torch.tanh(self.fc2(torch.tanh(self.fc1(y))))
 
     def self_logits(self, feat: torch.Tensor, h: torch.Tensor) -> torch.Tensor:

@@ -214,8 +214,9 @@ class MOA(nn.Module):
         ``workspace`` (acting only): a dict that keeps the patch buffer between calls."""
         b, n, hh, ww, ch = img.shape
         if b > _IM2COL_MAX_BATCH:  # the training batch: there the grouped conv (and its backward) is faster
-            x = img.permute(0, 1, 4, 2, 3).reshape(b, n * ch, hh, ww).float() / 255.0
-            x = torch.relu(self.conv(x)).view(b, n, -1).transpose(0, 1)
+            x = img.permute(0, 1, 4, 2, 3).reshape(b, n * ch, hh, ww).float()
+            weight = self.conv.weight * (1.0 / 255.0)  # the uint8 scaling, on the kernel (not the batch)
+            x = F.conv2d(x, weight, self.conv.bias, groups=n).relu_().view(b, n, -1).transpose(0, 1)
             return torch.tanh(self.fc2(torch.tanh(self.fc1(x))))
         oh, ow = hh - 2, ww - 2
         if workspace is None:
@@ -296,12 +297,13 @@ class MOA(nn.Module):
         steps, b = img.shape[:2]
         feat = self.encode(img.flatten(0, 1)).unflatten(1, (steps, b))  # the encoder in one batch
         gin = self.lstm.input_gates(feat, slots + self.offsets)  # [N, L, B, 4H]: all steps in one batch
+        gin = gin.unbind(1)  # (not gin[:, t]: each slice's backward would zero a whole copy of gin)
         h_prev, hs = [], []
         for t in range(steps):
             if t > 0 and keep is not None:
                 h, c = h * keep[t], c * keep[t]
             h_prev.append(h)
-            h, c = self.lstm.step(gin[:, t], h, c)
+            h, c = self.lstm.step(gin[t], h, c)
             hs.append(h)
         return self.predict(torch.stack(hs, 1)), self.self_logits(feat, torch.stack(h_prev, 1))
 

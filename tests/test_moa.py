@@ -129,3 +129,28 @@ def test_training_pass_reproduces_the_acting_predictions(comm):
     for t in range(T):
         torch.testing.assert_close(probs[:, t % L, t // L], acting[t], rtol=1e-4, atol=1e-6)
     assert trained["keep"] is not None and trained["keep"][3 % L, (3 // L) * w + 1] == 0
+
+
+def test_acting_workspace_and_conv_paths_give_the_same_function():
+    """The acting pass's kept buffers and the im2col conv are speed-ups only: the counterfactual
+    batch with a workspace (twice, reusing it) equals the one without, and the im2col encoder equals
+    the grouped ``nn.Conv2d`` one (used for large batches)."""
+    import wrappers.moa as moa
+
+    model = _model()
+    img, slots, h, c = _inputs(b=2)
+    with torch.inference_mode():
+        ref = [t.clone() for t in model.counterfactuals(img, slots, h, c)]
+        ws = {}
+        for _ in range(2):
+            out = model.counterfactuals(img, slots, h, c, ws)
+            for a, b in zip(out, ref):
+                torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+        assert ws, "the workspace was used"
+        saved = moa._IM2COL_MAX_BATCH
+        try:
+            moa._IM2COL_MAX_BATCH = 0
+            conv_feat = model.encode(img)
+        finally:
+            moa._IM2COL_MAX_BATCH = saved
+        torch.testing.assert_close(model.encode(img), conv_feat, rtol=1e-5, atol=1e-6)

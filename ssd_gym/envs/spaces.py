@@ -33,19 +33,25 @@ def check_obs_mode(obs_mode) -> str:
     return obs_mode
 
 
-def check_action(value, num_actions: int, who: str) -> int:
-    """One action as a Python int, or a clear error. Every face (AEC, parallel, Gymnasium,
-    VecEnv) accepts the same values: Python ints, NumPy integers and 0-d integer arrays in
-    ``[0, num_actions)``; bools, floats (even integral ones) and strings are refused."""
+def _whole(value, must: str) -> int:
+    """``value`` as a Python int if it is a Python int, a NumPy integer or a 0-d integer array;
+    else a TypeError ``"<must>, got <type> <value>"`` (bools, floats, even integral ones, and
+    strings are refused)."""
     if isinstance(value, np.ndarray) and value.shape == ():
         value = value[()]
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         shown = value.item() if isinstance(value, np.generic) else value
-        raise TypeError(f"action for {who} must be an integer in [0, {num_actions}), "
-                        f"got {type(value).__name__} {shown!r}")
-    if not 0 <= value < num_actions:
-        raise ValueError(f"action for {who} is out of range: {value} not in [0, {num_actions})")
+        raise TypeError(f"{must}, got {type(value).__name__} {shown!r}")
     return int(value)
+
+
+def check_action(value, num_actions: int, who: str) -> int:
+    """One action as a Python int in ``[0, num_actions)``, or a clear error. Every face (AEC,
+    parallel, Gymnasium, VecEnv) accepts and refuses the same values (see :func:`_whole`)."""
+    action = _whole(value, f"action for {who} must be an integer in [0, {num_actions})")
+    if not 0 <= action < num_actions:
+        raise ValueError(f"action for {who} is out of range: {action} not in [0, {num_actions})")
+    return action
 
 
 def check_seed(seed) -> int | None:
@@ -53,11 +59,8 @@ def check_seed(seed) -> int | None:
     Gymnasium's seeding only takes Python ints, so NumPy integers are converted here."""
     if seed is None:
         return None
-    if isinstance(seed, np.ndarray) and seed.shape == ():
-        seed = seed[()]
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
-        shown = seed.item() if isinstance(seed, np.generic) else seed
-        raise TypeError(f"seed must be None or a non-negative integer, got {type(seed).__name__} {shown!r}")
+    must = "seed must be None or a non-negative integer"
+    seed = _whole(seed, must)
     if seed < 0:
-        raise ValueError(f"seed must be None or a non-negative integer, got {seed}")
-    return int(seed)
+        raise ValueError(f"{must}, got {seed}")
+    return seed

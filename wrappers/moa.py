@@ -112,8 +112,9 @@ class AgentLSTMCell(nn.Module):
         The same function as ``forward`` on the expanded batch, but the part of the gates shared by
         the C values (feature, state, the other slots) is computed once; the expanded batch only
         adds the varied slot's rows of the embedding table.  One sigmoid covers all four gates, the
-        cell gate's pre-activation doubled (tanh(x) = 2 sigmoid(2x) - 1).  ``workspace``: see
-        :meth:`MOA.counterfactuals`."""
+        cell gate's pre-activation doubled (tanh(x) = 2 sigmoid(2x) - 1).  Acting only (no
+        autograd): it writes into buffers, kept in ``workspace`` (see :meth:`MOA.counterfactuals`)
+        or fresh when that is None."""
         n, b, s = slots.shape
         hs, nv = self.hidden_size, self.num_values
         start = slot_starts[cf_slot]
@@ -131,26 +132,17 @@ class AgentLSTMCell(nn.Module):
         emb = F.embedding_bag(rest.view(-1, s - 1), self.slot_weight, mode="sum").view(n, b, -1)
         rows = self.slot_weight.view(n, nv, -1)[:, start:start + num_cf] * self._cf_scale  # [N, C, 4H]
         shape = (n, b, num_cf, 4 * hs)
-        if workspace is None:
-            shared = torch.baddbmm(torch.baddbmm(emb + self.ih.bias, feat, self.ih.weight), h, self.hh.weight)
-            shared = shared * self._cf_scale
-        else:
-            shared = _scratch(workspace, "shared", (n, b, 4 * hs))
-            torch.baddbmm(self.ih.bias, feat, self.ih.weight, out=shared).baddbmm_(h, self.hh.weight)
-            shared.add_(emb).mul_(self._cf_scale)
-        if workspace is None:
-            gates = torch.sigmoid(shared.unsqueeze(2) + rows.unsqueeze(1))
-            i, f, g, o = gates.chunk(4, dim=-1)
-            c2 = torch.addcmul(f * c.unsqueeze(2), i, g, value=2.0).sub_(i)  # f c + i (2 sig(2g) - 1)
-            h2 = torch.addcmul(o.neg(), o, torch.sigmoid(c2 * 2.0), value=2.0)  # o (2 sig(2c) - 1)
-            return h2, c2
-        gates = _scratch(workspace, "gates", shape)
+        ws = {} if workspace is None else workspace
+        shared = _scratch(ws, "shared", (n, b, 4 * hs))
+        torch.baddbmm(self.ih.bias, feat, self.ih.weight, out=shared).baddbmm_(h, self.hh.weight)
+        shared.add_(emb).mul_(self._cf_scale)
+        gates = _scratch(ws, "gates", shape)
         torch.add(shared.unsqueeze(2), rows.unsqueeze(1), out=gates).sigmoid_()
         i, f, g, o = gates.chunk(4, dim=-1)
-        c2 = _scratch(workspace, "c2", shape[:-1] + (hs,))
-        torch.mul(f, c.unsqueeze(2), out=c2).addcmul_(i, g, value=2.0).sub_(i)
-        h2 = _scratch(workspace, "h2", shape[:-1] + (hs,))
-        torch.mul(c2, 2.0, out=h2).sigmoid_().mul_(2.0).sub_(1.0).mul_(o)
+        c2 = _scratch(ws, "c2", shape[:-1] + (hs,))
+        torch.mul(f, c.unsqueeze(2), out=c2).addcmul_(i, g, value=2.0).sub_(i)  # f c + i (2 sig(2g) - 1)
+        h2 = _scratch(ws, "h2", shape[:-1] + (hs,))
+        torch.mul(c2, 2.0, out=h2).sigmoid_().mul_(2.0).sub_(1.0).mul_(o)  # o (2 sig(2c) - 1)
         return h2, c2
 
 
@@ -277,11 +269,8 @@ class MOA(nn.Module):
         n, b, num_cf, hs = h2.shape
         head = self.head
         width = head.weight.shape[-1]
-        if workspace is None:
-            logits = torch.baddbmm(head.bias, h2.view(n, b * num_cf, hs), head.weight)
-        else:
-            logits = _scratch(workspace, "logits", (n, b * num_cf, width))
-            torch.baddbmm(head.bias, h2.view(n, b * num_cf, hs), head.weight, out=logits)
+        logits = _scratch({} if workspace is None else workspace, "logits", (n, b * num_cf, width))
+        torch.baddbmm(head.bias, h2.view(n, b * num_cf, hs), head.weight, out=logits)
         logits = logits.view(n, b, num_cf, self.num_agents - 1, self.num_actions)
         return logits, h2, c2, self.self_logits(feat, h)
 

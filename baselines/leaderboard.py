@@ -28,7 +28,7 @@ import multiprocessing as mp
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -60,11 +60,16 @@ class Preset:
     agents: tuple[str, ...] = ZOO
     seeds: int = 2
     total_steps: int | None = None  # agent-steps per run; None: the user must give it
+    game_steps: dict[str, int] = field(default_factory=dict)  # a game's own budget, where it needs another
     num_worlds: int = 16
     num_agents: int | None = None
     max_cycles: int | None = None
     checkpoint_every: int = 50_000
     overrides: tuple[str, ...] = ()
+
+    def budget(self, game: str) -> int | None:
+        """Agent-steps per run on ``game``."""
+        return self.game_steps.get(game, self.total_steps)
 
 
 PRESETS: dict[str, Preset] = {
@@ -72,9 +77,11 @@ PRESETS: dict[str, Preset] = {
     # harvest_small, 2 seeds: both climb out of the random-firing phase, prosocial ends well above a3c
     "demo": Preset(games=("harvest_small",), agents=("a3c", "prosocial"), seeds=2, total_steps=300_000,
                    num_worlds=32, checkpoint_every=100_000),
-    # small maps (3 agents, 200-step episodes), 3 seeds: <= 20 minutes on the 2-core CPU
+    # small maps (3 agents, 200-step episodes), 3 seeds, ~20 minutes on the 2-core CPU; harvest_small
+    # gets longer: a3c's orchard collapse (its return falling after the peak) comes at 300-600k steps
     "quick": Preset(games=("cleanup_small", "harvest_small"), agents=("a3c", "prosocial", "inequity_aversion", "influence_moa"),
-                    seeds=3, total_steps=500_000, num_worlds=32, checkpoint_every=250_000),
+                    seeds=3, total_steps=500_000, game_steps={"harvest_small": 700_000}, num_worlds=32,
+                    checkpoint_every=250_000),
     # the paper's maps, 5 agents, 1000-step episodes; the budget is the user's (--total-steps)
     "paper": Preset(games=("cleanup", "harvest"), seeds=5, total_steps=None, num_worlds=16, num_agents=5,
                     max_cycles=1000, checkpoint_every=1_000_000),
@@ -122,7 +129,7 @@ def plan(preset: Preset, out: Path) -> list[dict[str, Any]]:
     checks a run (:func:`baselines.train.check_run`: names, budget, overrides, agents vs. map)."""
     from baselines.train import TrainArgs, check_run
 
-    if preset.total_steps is None:
+    if any(preset.budget(game) is None for game in preset.games):
         raise ConfigError("this preset has no default budget: pass --total-steps (agent-steps per run)")
     if preset.seeds < 1:
         raise ConfigError(f"seeds must be >= 1, got {preset.seeds}")
@@ -135,7 +142,7 @@ def plan(preset: Preset, out: Path) -> list[dict[str, Any]]:
         for agent in preset.agents:
             name = Path(agent).stem
             for seed in range(preset.seeds):
-                args = TrainArgs(agent=agent, game=game, seed=seed, total_steps=int(preset.total_steps),
+                args = TrainArgs(agent=agent, game=game, seed=seed, total_steps=int(preset.budget(game)),
                                  num_worlds=preset.num_worlds, num_agents=preset.num_agents, max_cycles=preset.max_cycles,
                                  checkpoint_every=preset.checkpoint_every, overrides=list(preset.overrides),
                                  run_dir=str(out / "runs" / game / name / f"seed{seed}"), progress=False)
@@ -183,7 +190,7 @@ def run_leaderboard(preset: Preset, out: Path, jobs: int = 2, verbose: bool = Tr
     rows = aggregate(results)
     write_table(out, rows, preset)
     for game in preset.games:
-        plot_curves(out, game, [j for j in todo if j["game"] == game], preset.total_steps)
+        plot_curves(out, game, [j for j in todo if j["game"] == game], preset.budget(game))
     if verbose:
         print((out / "leaderboard.md").read_text())
         print(f"written: {out / 'leaderboard.md'}, {out / 'leaderboard.csv'}, "
@@ -217,13 +224,13 @@ def write_table(out: Path, rows: list[dict[str, Any]], preset: Preset) -> None:
         w.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()})
     atomic_write_text(out / "leaderboard.csv", buf.getvalue())
 
-    lines = [f"Budget {preset.total_steps:,} agent-steps per run; score = mean over the episodes of the last "
-             f"{FINAL_FRACTION:.0%} of the budget; ± = 95% interval over seeds (Student t).", ""]
+    lines = [f"Score = mean over the episodes of the last {FINAL_FRACTION:.0%} of a run's budget; "
+             "± = 95% interval over seeds (Student t).", ""]
     for game in dict.fromkeys(r["game"] for r in rows):
         game_rows = [r for r in rows if r["game"] == game]
         metrics = list(METRICS) + [m for m in INFLUENCE_METRICS if any(not math.isnan(r[m]) for r in game_rows)]
         metrics += LEARNING_METRICS
-        lines += [f"### {game}", "",
+        lines += [f"### {game}", "", f"Budget {preset.budget(game):,} agent-steps per run.", "",
                   "| config | seeds | " + " | ".join(METRIC_TITLES.get(m, m) for m in metrics) + " |",
                   "|---|---|" + "---|" * len(metrics)]
         for r in game_rows:
@@ -333,7 +340,8 @@ def plot_curves(out: Path, game: str, jobs: list[dict[str, Any]], total_steps: i
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ssd-leaderboard", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", choices=sorted(PRESETS), default="quick")
-    p.add_argument("--total-steps", type=integer, default=None, help="agent-steps per run (overrides the preset; 5e7 is fine)")
+    p.add_argument("--total-steps", type=integer, default=None,
+                   help="agent-steps per run, every game (overrides the preset's budgets; 5e7 is fine)")
     p.add_argument("--seeds", type=integer, default=None)
     p.add_argument("--agents", default=None, help=f"comma-separated configs (default: {','.join(ZOO)})")
     p.add_argument("--games", default=None, help=f"comma-separated games from {','.join(GAMES)}")
@@ -349,6 +357,8 @@ def preset_from_args(ns: argparse.Namespace) -> Preset:
     preset = PRESETS[ns.preset]
     # ranges are checked with the rest, by plan
     changes: dict[str, Any] = {k: getattr(ns, k) for k in ("total_steps", "seeds", "num_worlds") if getattr(ns, k) is not None}
+    if ns.total_steps is not None:  # one budget for every game
+        changes["game_steps"] = {}
     for key in ("agents", "games"):
         if getattr(ns, key):
             changes[key] = tuple(x.strip() for x in getattr(ns, key).split(",") if x.strip())

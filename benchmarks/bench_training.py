@@ -40,7 +40,8 @@ PLAIN = {True: "plain sb3-contrib (its default critic LSTM)", False: "plain sb3-
 BASELINE_REV = "eaa9787"
 
 
-def bench(agent: str, game: str, num_worlds: int, iterations: int, num_agents: int | None, seed: int = 0) -> dict:
+def bench(agent: str, game: str, num_worlds: int, iterations: int, num_agents: int | None, seed: int = 0,
+          overrides: tuple[str, ...] = ()) -> dict:
     """The zoo's agent-steps/s and where the time goes (one config, this checkout)."""
     import torch
 
@@ -50,7 +51,7 @@ def bench(agent: str, game: str, num_worlds: int, iterations: int, num_agents: i
     from baselines.train import TrainArgs, build
 
     args = TrainArgs(agent=agent, game=game, total_steps=10**9, num_worlds=num_worlds, num_agents=num_agents, seed=seed)
-    cfg = load_agent_config(agent, game, ["influence.curriculum_fraction=0.0"])
+    cfg = load_agent_config(agent, game, ["influence.curriculum_fraction=0.0", *overrides])
     venv, trainer, _ = build(cfg, args, env_seed=seed)
     base = base_of(venv)
     engine_s = [0.0]
@@ -90,7 +91,8 @@ def bench(agent: str, game: str, num_worlds: int, iterations: int, num_agents: i
     }
 
 
-def bench_plain_sb3(game: str, num_worlds: int, iterations: int, critic_lstm: bool, seed: int = 0) -> dict:
+def bench_plain_sb3(game: str, num_worlds: int, iterations: int, critic_lstm: bool, seed: int = 0,
+                    overrides: tuple[str, ...] = ()) -> dict:
     """Plain sb3-contrib ``RecurrentPPO.learn()`` through SuperSuit, with the a3c config's settings;
     ``critic_lstm``: sb3-contrib's default critic (an LSTM of its own), else its cheapest shared one."""
     import supersuit as ss
@@ -104,7 +106,7 @@ def bench_plain_sb3(game: str, num_worlds: int, iterations: int, critic_lstm: bo
 
     torch.set_num_threads(1)
     torch.manual_seed(seed)
-    p = load_agent_config("a3c", game).ppo
+    p = load_agent_config("a3c", game, list(overrides)).ppo
     env = ss.pettingzoo_env_to_vec_env_v1(ssd_gym.parallel_env(game, obs_mode="rgb"))
     venv = VecMonitor(ss.concat_vec_envs_v1(env, num_worlds, num_cpus=0, base_class="stable_baselines3"))
     model = RecurrentPPO(
@@ -152,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--baseline-rev", default=BASELINE_REV, help="git revision to compare with (default: %(default)s)")
     p.add_argument("--no-baseline", dest="baseline", action="store_false", help="skip the old revision")
     p.add_argument("--no-plain", dest="plain", action="store_false", help="skip plain sb3-contrib")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="config override for this checkout's zoo and plain sb3-contrib's PPO settings (repeatable)")
     p.add_argument("--json", default=None, help="write the table's rows here (this revision's, one per config)")
     args = p.parse_args(argv)
     agents = [a.strip() for a in args.agents.split(",")]
@@ -160,13 +164,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for r in range(args.repeats):
             for agent in agents:
-                runs.setdefault(agent, []).append(bench(agent, args.game, args.num_worlds, args.iterations, args.num_agents))
+                runs.setdefault(agent, []).append(bench(agent, args.game, args.num_worlds, args.iterations, args.num_agents,
+                                                         overrides=tuple(args.overrides)))
             if worktree is not None:
                 for row in bench_revision(worktree, args.agents, args.game, args.num_worlds, args.iterations):
                     runs.setdefault(f"{row['agent']} @ {args.baseline_rev}", []).append(row)
             if args.plain:
                 for critic_lstm in (True, False):
-                    row = bench_plain_sb3(args.game, args.num_worlds, args.iterations, critic_lstm)
+                    row = bench_plain_sb3(args.game, args.num_worlds, args.iterations, critic_lstm, overrides=tuple(args.overrides))
                     runs.setdefault(row["agent"], []).append(row)
             print(f"repeat {r + 1}/{args.repeats}: " + ", ".join(f"{k} {v[-1]['agent_steps_per_s']:.0f}" for k, v in runs.items()),
                   file=sys.stderr, flush=True)
@@ -178,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
         return statistics.median(row[key] for row in runs[name])
 
     a3c = med("a3c") if "a3c" in runs else None
-    print(f"game {args.game}, {args.num_worlds} worlds, one torch thread, {args.iterations} rollouts + updates after a "
+    settings = f", settings {' '.join(args.overrides)}" if args.overrides else ""
+    print(f"game {args.game}, {args.num_worlds} worlds{settings}, one torch thread, {args.iterations} rollouts + updates after a "
           f"warm-up, median of {args.repeats} interleaved repeats (agent-steps/s)\n")
     print("| what | agent-steps/s (median) | all repeats | wall time vs a3c | env (engine) | reward wrappers | policy forward | buffers | PPO update |")
     print("|---|---:|---|---:|---:|---:|---:|---:|---:|")

@@ -137,5 +137,5 @@ def test_influence_section_is_the_wrappers_options():
     zoo, wrapper = set(asdict(cfg.influence)), {f.name for f in fields(InfluenceOptions)}
     assert zoo - wrapper == {"curriculum_fraction", "moa_loss_weight"} and wrapper - zoo == {"curriculum_steps", "seed"}
     opts = cfg.influence_options(curriculum_steps=5, seed=1)
-    assert (opts.beta, opts.lr, opts.train_every, opts.train_iters, opts.curriculum_steps) == (2.521, 0.002, 16, 2, 5)
+    assert (opts.beta, opts.lr, opts.train_every, opts.train_iters, opts.curriculum_steps) == (2.521, 0.002, 16, 1, 5)
     assert load_agent_config("influence_moa", "box_trapped").influence.lr == 0.005  # the table's own value

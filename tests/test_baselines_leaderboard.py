@@ -8,7 +8,7 @@ import pytest
 
 from baselines.config import ConfigError
 from baselines.evaluate import evaluate_run, main as eval_main, mean_ci95
-from baselines.leaderboard import PRESETS, Preset, main as lb_main, run_leaderboard
+from baselines.leaderboard import PRESETS, Preset, main as lb_main, parser, plan, preset_from_args, run_leaderboard
 from zoo_doubles import GAME, TINY as TINY_SET
 
 TINY = Preset(games=(GAME,), agents=("a3c", "prosocial"), seeds=2, total_steps=1024, num_worlds=2,
@@ -51,7 +51,8 @@ def test_leaderboard_end_to_end_and_continue(tmp_path):
 
 
 def test_presets_and_cli_errors(tmp_path, capsys):
-    assert PRESETS["quick"].games == ("cleanup_small", "harvest_small") and PRESETS["quick"].total_steps > 0
+    assert PRESETS["quick"].games == ("cleanup_small", "harvest_small")
+    assert all(PRESETS["quick"].budget(g) > 0 for g in PRESETS["quick"].games)
     assert PRESETS["paper"].num_agents == 5 and PRESETS["paper"].max_cycles == 1000
     assert lb_main(["--preset", "paper", "--out", str(tmp_path)]) == 2
     assert "pass --total-steps" in capsys.readouterr().err
@@ -117,5 +118,16 @@ def test_presets_log_many_points_per_run():
             cfg = load_agent_config("a3c", game, list(preset.overrides))
             agents = preset.num_agents or {"cleanup_small": 3, "harvest_small": 3, "cleanup": 5, "harvest": 5}[game]
             rollout = cfg.ppo.n_steps * preset.num_worlds * agents
-            budget = preset.total_steps or 5 * 10**7
+            budget = preset.budget(game) or 5 * 10**7
             assert budget / rollout >= 20, (name, game, budget / rollout)
+
+
+def test_per_game_budgets(tmp_path):
+    """A preset's game_steps give a game its own budget; --total-steps sets one budget for all."""
+    preset = Preset(games=("cleanup_small", "harvest_small"), agents=("a3c",), seeds=1, total_steps=1000,
+                    game_steps={"harvest_small": 3000}, num_worlds=2)
+    budgets = {j["game"]: j["total_steps"] for j in plan(preset, tmp_path / "b")}
+    assert budgets == {"cleanup_small": 1000, "harvest_small": 3000}
+    assert not (tmp_path / "b").exists()  # planning writes nothing
+    cli = preset_from_args(parser().parse_args(["--preset", "quick", "--total-steps", "7e5"]))
+    assert {cli.budget(g) for g in cli.games} == {700_000}

@@ -19,11 +19,12 @@ What lives where: one engine, thin game modules, thin API faces.
   and metrics; ``base`` says what a game is; the ASCII maps are in ``games/maps``.
 * ``envs/``: the faces over the engine: PettingZoo ``parallel``, SB3 ``vector``, Gymnasium
   ``gym_env``, and their ``spaces``; ``_factory`` and the ``<game>_v0`` modules build them.
-* ``metrics`` (social outcomes), ``rendering`` (images, windows, videos), ``demo``.
+* ``metrics`` (social outcomes), ``analysis`` (communication: speaker consistency, instantaneous
+  coordination), ``rendering`` (images, windows, videos), ``demo``.
 """
 from __future__ import annotations
 
-from . import metrics
+from . import analysis, metrics
 from ._factory import env, parallel_env, raw_env, vector_env
 from .core.layout import MapError, parse_map
 from .games import GAMES, make_game
@@ -63,6 +64,6 @@ _register_gym_envs()
 from . import box_trapped_v0, cleanup_small_v0, cleanup_v0, harvest_small_v0, harvest_v0  # noqa: E402
 
 __all__ = ["parallel_env", "env", "raw_env", "vector_env", "GAMES", "GYM_IDS", "make_game",
-           "metrics", "parse_map", "MapError", "draw_world", "record_episode",
+           "analysis", "metrics", "parse_map", "MapError", "draw_world", "record_episode",
            "save_episode_video", "write_video", "cleanup_v0", "harvest_v0", "box_trapped_v0",
            "cleanup_small_v0", "harvest_small_v0"]

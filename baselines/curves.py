@@ -66,7 +66,8 @@ class EpisodeLog:
                        wall_s=round(self.wall_offset + time.time() - self.t0, 2))
             if self._influence is not None:
                 rec["influence_reward"] = float(self._influence[slot:slot + N].mean() / max(rec["episode_length"], 1))
-                rec["moa_accuracy"] = float(np.nanmean([i.get("moa_accuracy", math.nan) for i in agents]))
+                acc = [a for a in (i.get("moa_accuracy", math.nan) for i in agents) if not math.isnan(a)]
+                rec["moa_accuracy"] = float(np.mean(acc)) if acc else math.nan  # nan before the MOA's first round
                 self._influence[slot:slot + N] = 0.0
             self.pending.append(rec)
             self.recent.append(rec)

@@ -178,7 +178,7 @@ def evaluate_run(run_dir: str | Path, episodes: int = 10, seed: int = 12345, det
     actions_all = np.zeros(venv.num_envs, dtype=np.int64)
     probs_all = np.zeros((venv.num_envs, venv.action_space.n), dtype=np.float32)
     records: list[dict[str, Any]] = []
-    trace: list[float] = []
+    trace: list[list[float]] = []  # per step: every slot's influence reward
     first_episode_done = False
     if video:
         frames.append(draw_world(base.engine, 0, 8))
@@ -188,7 +188,7 @@ def evaluate_run(run_dir: str | Path, episodes: int = 10, seed: int = 12345, det
             venv.set_action_probs(probs_all)
         obs, _, dones, infos = venv.step(actions_all)
         if record_influence and not first_episode_done and "influence_reward" in infos[0]:
-            trace.append([float(infos[s]["influence_reward"]) for s in range(0, venv.num_envs, n_agents)])
+            trace.append([float(infos[s]["influence_reward"]) for s in range(venv.num_envs)])
         if video and not first_episode_done and not dones[0]:
             frames.append(draw_world(base.engine, 0, 8))
         for k, group in enumerate(groups):
@@ -211,17 +211,44 @@ def evaluate_run(run_dir: str | Path, episodes: int = 10, seed: int = 12345, det
         "summary": summarize(records),
     }
     if record_influence and trace:
-        # the influencer's (agent 0's) influence over one first-round episode: the one in which the box
-        # was opened earliest if any (Fig. 5 of the paper), else world 0's
+        # every agent's influence reward over one first-round episode ([T, N]): the one in which the
+        # box was opened earliest if any (Fig. 5 of the paper), else world 0's
         first = [r for r in records if r.get("first_round")]
         opened = [r for r in first if r.get("box_open_step", "") != ""]
         pick = min(opened, key=lambda r: r["box_open_step"]) if opened else (first[0] if first else {"world": 0})
-        arr = np.asarray(trace)
+        arr = np.asarray(trace).reshape(len(trace), -1, n_agents)
         result["influence_trace"] = {"influence": arr[:, pick["world"]].tolist(), "world": pick["world"],
                                      "open_step": pick.get("box_open_step") if pick.get("box_open_step", "") != "" else None}
     if video:
         result["video"] = _write_video(frames, str(video))
     return result
+
+
+def plot_influence(result: dict[str, Any], path: str | Path) -> Path:
+    """Each agent's influence reward (clipped, before beta) at every step of the recorded episode
+    (supplement Figure 5), with the box's opening marked on Box Trapped."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    trace = result["influence_trace"]
+    values = np.asarray(trace["influence"])
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    for k in range(values.shape[1]):
+        ax.plot(values[:, k], lw=1.2, label=f"agent {k}")
+    if trace.get("open_step") is not None:
+        ax.axvline(trace["open_step"], color="k", ls="--", lw=1, label=f"box opened (step {trace['open_step']})")
+    ax.set_xlabel("step of the episode")
+    ax.set_ylabel("influence reward (nats)")
+    ax.set_title(f"{result['agent']} on {result['game']}, {result['agent_steps']:,} agent-steps: world {trace['world']}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
 
 
 def summarize(records: list[dict[str, Any]]) -> dict[str, tuple[float, float]]:
@@ -259,6 +286,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--greedy", action="store_true", help="argmax actions instead of sampling")
     p.add_argument("--video", default=None, help="write the first episode to this .gif / .mp4")
     p.add_argument("--json", default=None, help="also write all episode records to this JSON file")
+    p.add_argument("--influence-plot", default=None, metavar="PNG",
+                   help="influence agents: plot every agent's influence reward over the first episode")
     return p
 
 
@@ -266,15 +295,21 @@ def main(argv: list[str] | None = None) -> int:
     ns = parser().parse_args(argv)  # bad flags and numbers: argparse prints the error and exits 2
     th.set_num_threads(1)
     try:
-        if ns.json:
-            check_output_file(ns.json, "--json")
+        for flag, path in (("--json", ns.json), ("--influence-plot", ns.influence_plot)):
+            if path:
+                check_output_file(path, flag)
+        if ns.influence_plot and (agent := load_run(ns.run_dir, ns.checkpoint)[1]).reward != "influence_moa":
+            raise ConfigError(f"--influence-plot: the run's agent {agent.name!r} has no influence reward to plot")
         res = evaluate_run(ns.run_dir, episodes=ns.episodes, seed=ns.seed, deterministic=ns.greedy,
-                           num_worlds=ns.num_worlds, checkpoint=ns.checkpoint, video=ns.video)
+                           num_worlds=ns.num_worlds, checkpoint=ns.checkpoint, video=ns.video,
+                           record_influence=bool(ns.influence_plot))
     except ConfigError as exc:
         return report("ssd-eval", exc)
     print(markdown_table(res))
     if res.get("video"):
         print(f"\nvideo: {res['video']}")
+    if ns.influence_plot:
+        print(f"influence plot: {plot_influence(res, ns.influence_plot)}")
     if ns.json:
         atomic_write_json(ns.json, res)
     return 0

@@ -111,7 +111,7 @@ def evaluate_all(args: argparse.Namespace) -> None:
     plt.close(fig)
     if trace is not None:
         fig, ax = plt.subplots(figsize=(7, 3))
-        ax.plot(trace["influence"], color="tab:purple", label="influencer's influence reward")
+        ax.plot([step[0] for step in trace["influence"]], color="tab:purple", label="influencer's influence reward")
         if trace.get("open_step") is not None:
             ax.axvline(trace["open_step"], color="k", ls="--", lw=1, label=f"box opened (step {trace['open_step']})")
         ax.set_xlabel("step")

@@ -4,6 +4,7 @@ import csv
 import math
 import json
 
+import numpy as np
 import pytest
 
 from baselines.config import ConfigError
@@ -76,6 +77,23 @@ def test_evaluate_a_checkpoint(tmp_path, capsys):
     assert video.stat().st_size > 1000
     with pytest.raises(ConfigError, match="not a training run"):
         evaluate_run(tmp_path, episodes=1)
+    plot = tmp_path / "influence.png"
+    assert eval_main([str(run_dir), "--episodes", "1", "--influence-plot", str(plot)]) == 2
+    assert "agent 'a3c' has no influence reward" in capsys.readouterr().err and not plot.exists()
+
+
+def test_influence_plot_of_an_influence_run(tmp_path, capsys):
+    """ssd-eval --influence-plot: every agent's influence reward over the first episode (Fig. 5)."""
+    run_leaderboard(Preset(games=(GAME,), agents=("influence_moa",), seeds=1, total_steps=256, num_worlds=2,
+                           num_agents=2, max_cycles=16, checkpoint_every=256, overrides=tuple(TINY_SET)),
+                    tmp_path, jobs=1, verbose=False)
+    run_dir = tmp_path / "runs" / GAME / "influence_moa" / "seed0"
+    res = evaluate_run(run_dir, episodes=2, num_worlds=2, record_influence=True)
+    trace = np.asarray(res["influence_trace"]["influence"])
+    assert trace.shape == (16, 2) and np.all(np.isfinite(trace)) and np.all(trace >= 0)  # KL: one per agent and step
+    plot = tmp_path / "plots" / "influence.png"
+    assert eval_main([str(run_dir), "--episodes", "2", "--influence-plot", str(plot)]) == 0
+    assert plot.stat().st_size > 1000 and "influence plot:" in capsys.readouterr().out
 
 
 def test_mean_ci95():

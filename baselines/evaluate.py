@@ -161,6 +161,8 @@ def evaluate_run(run_dir: str | Path, episodes: int = 10, seed: int = 12345, det
     if video:
         check_video(video)
     info, cfg, ckpt, state = loaded = load_run(run_dir, checkpoint)
+    if record_influence and cfg.reward != "influence_moa":
+        raise ConfigError(f"--influence-plot: the run's agent {cfg.name!r} has no influence reward to plot")
     a = info["args"]
     num_worlds = int(num_worlds or min(episodes, a["num_worlds"]))
     try:
@@ -298,8 +300,6 @@ def main(argv: list[str] | None = None) -> int:
         for flag, path in (("--json", ns.json), ("--influence-plot", ns.influence_plot)):
             if path:
                 check_output_file(path, flag)
-        if ns.influence_plot and (agent := load_run(ns.run_dir, ns.checkpoint)[1]).reward != "influence_moa":
-            raise ConfigError(f"--influence-plot: the run's agent {agent.name!r} has no influence reward to plot")
         res = evaluate_run(ns.run_dir, episodes=ns.episodes, seed=ns.seed, deterministic=ns.greedy,
                            num_worlds=ns.num_worlds, checkpoint=ns.checkpoint, video=ns.video,
                            record_influence=bool(ns.influence_plot))

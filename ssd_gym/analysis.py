@@ -28,16 +28,23 @@ from __future__ import annotations
 import numpy as np
 
 
-def _as_episodes(name: str, x, num_values: int) -> np.ndarray:
-    """``x`` as an int array ``[E, T, N]``, its values checked against ``range(num_values)``."""
+def _values(name: str, x, num_values: int) -> np.ndarray:
+    """``x`` as an int64 array, its values checked against ``range(num_values)``."""
     arr = np.asarray(x)
-    if arr.ndim not in (2, 3):
-        raise ValueError(f"{name} must be laid out [T, N] or [E, T, N], got shape {arr.shape}")
     if arr.size and not np.issubdtype(arr.dtype, np.integer):
         raise ValueError(f"{name} must hold integers, got dtype {arr.dtype}")
     if arr.size and (arr.min() < 0 or arr.max() >= num_values):
         raise ValueError(f"{name} must lie in [0, {num_values}), got values in [{arr.min()}, {arr.max()}]")
-    return arr.astype(np.int64).reshape((1, *arr.shape) if arr.ndim == 2 else arr.shape)
+    return arr.astype(np.int64)
+
+
+def _as_episodes(name: str, x, num_values: int) -> np.ndarray:
+    """``x`` as a checked int array ``[E, T, N]`` (``[T, N]``: one episode)."""
+    arr = np.asarray(x)
+    if arr.ndim not in (2, 3):
+        raise ValueError(f"{name} must be laid out [T, N] or [E, T, N], got shape {arr.shape}")
+    arr = _values(name, arr, num_values)
+    return arr[None] if arr.ndim == 2 else arr
 
 
 def _check_sizes(**sizes: int) -> None:
@@ -65,7 +72,10 @@ def mutual_information(x, y, num_x: int, num_y: int) -> float:
         raise ValueError(f"x and y must pair up, got {x.size} and {y.size} samples")
     if x.size == 0:
         raise ValueError("mutual_information needs at least one sample")
-    x, y = _as_episodes("x", x[:, None], num_x).ravel(), _as_episodes("y", y[:, None], num_y).ravel()
+    return _mutual_information(_values("x", x, num_x), _values("y", y, num_y), num_x, num_y)
+
+
+def _mutual_information(x: np.ndarray, y: np.ndarray, num_x: int, num_y: int) -> float:
     joint = _joint(x, y, num_x, num_y)
     return float(_entropy(joint.sum(1)) + _entropy(joint.sum(0)) - _entropy(joint.ravel()))
 
@@ -117,5 +127,5 @@ def instantaneous_coordination(signals, actions, num_signals: int, num_actions: 
             continue
         for j in range(n):
             if j != k:
-                ic[k, j] = mutual_information(x[:, :-1, k][chosen], a[:, 1:, j][chosen], num_signals, num_actions)
+                ic[k, j] = _mutual_information(x[:, :-1, k][chosen], a[:, 1:, j][chosen], num_signals, num_actions)
     return ic

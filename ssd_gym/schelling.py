@@ -40,6 +40,16 @@ from .games import Cleanup, Harvest, make_game
 ROLES = ("cooperate", "defect")
 
 
+def _beside(mask: np.ndarray) -> np.ndarray:
+    """Cells with a 4-neighbour in ``mask``."""
+    out = np.zeros_like(mask)
+    out[1:] |= mask[:-1]
+    out[:-1] |= mask[1:]
+    out[:, 1:] |= mask[:, :-1]
+    out[:, :-1] |= mask[:, 1:]
+    return out
+
+
 def distance_field(walkable: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """Steps from every cell to the nearest target over walkable cells (4-neighbour moves);
     unreachable cells get H*W."""
@@ -48,12 +58,7 @@ def distance_field(walkable: np.ndarray, targets: np.ndarray) -> np.ndarray:
     frontier, d = targets.copy(), 0
     while frontier.any():
         d += 1
-        grown = np.zeros_like(frontier)
-        grown[1:] |= frontier[:-1]
-        grown[:-1] |= frontier[1:]
-        grown[:, 1:] |= frontier[:, :-1]
-        grown[:, :-1] |= frontier[:, 1:]
-        frontier = grown & walkable & (dist == h * w)
+        frontier = _beside(frontier) & walkable & (dist == h * w)
         dist[frontier] = d
     return dist
 
@@ -82,10 +87,12 @@ class ScriptedPolicy:
             fields = {"defect": distance_field(walkable[b], apples)}
             if roles[b].any():
                 fields["cooperate"] = self._cooperator_field(b, walkable[b], apples)
+            if fields.get("cooperate") is None and roles[b].any():  # cleaners: towards the waste
+                fields["clean"] = self._waste_field(b, walkable[b])
             for i in range(e.num_agents):
                 field = fields["cooperate" if roles[b, i] else "defect"]
                 if field is None:  # a cleaner: face waste in range and fire, or walk to it
-                    out[b, i] = self._clean_step(b, i, walkable[b])
+                    out[b, i] = self._clean_step(b, i, walkable[b], fields["clean"])
                 else:
                     out[b, i] = self._walk(b, i, field)
         return out
@@ -116,33 +123,32 @@ class ScriptedPolicy:
             return self.index[C.STAY]
         return self.relative_moves[(best - e.orient[b, i]) % 4]
 
-    def _waste_ahead(self, b: int, r: int, c: int, d: int) -> bool:
+    def _waste_field(self, b: int, walkable: np.ndarray) -> np.ndarray:
+        """Distances to the cells next to waste: from there it is in the cleaning beam's range."""
+        waste = self.engine.grid[b] == C.WASTE
+        beside = _beside(waste) & walkable & ~waste
+        return distance_field(walkable, beside if beside.any() else waste)
+
+    def _waste_ahead(self, b: int, r: int, c: int, d: int, walkable: np.ndarray) -> bool:
         grid = self.engine.grid[b]
         dr, dc = C.DIRECTIONS[d]
         for k in range(1, self.engine.game.beam_length + 1):
             rr, cc = r + k * dr, c + k * dc
-            if not (0 <= rr < grid.shape[0] and 0 <= cc < grid.shape[1]) or grid[rr, cc] in (C.WALL, C.BOX_WALL):
+            if not (0 <= rr < grid.shape[0] and 0 <= cc < grid.shape[1]) or not walkable[rr, cc]:  # walls stop beams
                 return False
             if grid[rr, cc] == C.WASTE:
                 return True
         return False
 
-    def _clean_step(self, b: int, i: int, walkable: np.ndarray) -> int:
+    def _clean_step(self, b: int, i: int, walkable: np.ndarray, waste_field: np.ndarray) -> int:
         e = self.engine
         (r, c), o = e.pos[b, i], int(e.orient[b, i])
-        if self._waste_ahead(b, r, c, o):
+        if self._waste_ahead(b, r, c, o, walkable):
             return self.index[C.CLEAN]
         for turn, kind in ((1, C.TURN_CW), (3, C.TURN_CCW), (2, C.TURN_CW)):
-            if self._waste_ahead(b, r, c, (o + turn) % 4):
+            if self._waste_ahead(b, r, c, (o + turn) % 4, walkable):
                 return self.index[kind]
-        waste = e.grid[b] == C.WASTE
-        beside = np.zeros_like(waste)  # cells next to waste: from there it is in the beam's range
-        beside[1:] |= waste[:-1]
-        beside[:-1] |= waste[1:]
-        beside[:, 1:] |= waste[:, :-1]
-        beside[:, :-1] |= waste[:, 1:]
-        beside &= walkable & ~waste
-        return self._walk(b, i, distance_field(walkable, beside if beside.any() else waste))
+        return self._walk(b, i, waste_field)
 
 
 @dataclass

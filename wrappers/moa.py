@@ -14,8 +14,8 @@ A self-model head reads (feature_t, h_{t-1}), i.e. what k knew before choosing, 
 own choice at t; it gives the marginal over k's counterfactuals when k does not supply its policy.
 
 The N agents' networks are one module: every layer holds a leading agent axis.  The conv's
-weights are one grouped convolution's (one group per agent); the other layers are :class:`AgentLinear` (one batched
-matmul applies each agent's weights to its own rows), and the LSTM cell is ``nn.LSTMCell``'s
+weights are one grouped convolution's (one group per agent); the other layers are
+:class:`AgentLinear` (one batched matmul applies each agent's weights to its own rows), and the LSTM cell is ``nn.LSTMCell``'s
 cell over such layers (:class:`AgentLSTMCell`), trained by autograd.  ``nn.LSTMCell`` itself
 cannot be batched over agents: ``torch.func.vmap`` has no batching rule for ``aten::lstm_cell``.
 Tensors are laid out ``[agents, batch, ...]``; the counterfactual batch adds an axis of the C
@@ -207,8 +207,8 @@ class MOA(nn.Module):
         b, n, hh, ww, ch = img.shape
         oh, ow = hh - 2, ww - 2
         co, npos = self.conv.out_channels // n, oh * ow
-        if b > _IM2COL_MAX_BATCH:  # the training batch: one plain conv per agent, which forward and
-            # backward is ~2.4x faster on CPU than the grouped conv (and than im2col + bmm) there
+        if b > _IM2COL_MAX_BATCH:  # the training batch: one plain conv per agent (on CPU faster,
+            # forward and backward, than the grouped conv or im2col + bmm; RESULTS.md, pilots 39-40)
             x = img.permute(1, 0, 4, 2, 3).to(torch.float32, memory_format=torch.contiguous_format)  # [N, B, C, h, w]
             weight = (self.conv.weight * (1.0 / 255.0)).view(n, co, ch, 3, 3)  # the uint8 scaling, on the kernel
             bias = self.conv.bias.view(n, co)

@@ -38,6 +38,10 @@ GAMES = tuple(ssd_gym.GAMES)
 #: the wrapper options a run sets itself (from curriculum_fraction and --seed)
 RUN_SET_OPTIONS = ("curriculum_steps", "seed")
 CRITICS = ("shared", "separate", "detached")  # value functions: baselines.network.SSDLstmPolicy
+#: the intrinsic rewards; influence_basic and influence_comm are computed by the zoo from the
+#: learners' own policies (baselines.centralised), the others by a wrapper on the env
+REWARDS = ("none", "prosocial", "inequity_aversion", "influence_moa", "influence_basic", "influence_comm")
+CENTRALISED = ("influence_basic", "influence_comm")
 
 
 class ConfigError(ValueError):
@@ -100,7 +104,25 @@ InfluenceConfig = dataclasses.make_dataclass("InfluenceConfig", [
       for f in dataclasses.fields(InfluenceOptions) if f.name not in RUN_SET_OPTIONS),
     ("curriculum_fraction", float, field(default=0.0)),
     ("moa_loss_weight", float, field(default=0.0)),
+    # influence_basic (Experiment I): agents 0..influencers-1 act first and are rewarded for their
+    # influence on the others; influencee_reward: the others get the influence exerted on them too
+    ("influencers", int, field(default=1)),
+    ("influencee_reward", bool, field(default=False)),
 ])
+
+
+@dataclass
+class CommunicationConfig:
+    """The message policy of influence_comm / comm_baseline (supplement Table 2): its own learner
+    acting on ``vocab_size`` symbols, with its own entropy weight and a hidden layer of ``embedding``
+    units between the LSTM and its logits (the paper's communication embedding). ``loss_weight``
+    is recorded, not applied: the message policy is a network of its own (baselines.centralised)."""
+
+    vocab_size: int = 9
+    ent_coef: float = 0.001
+    embedding: int = 32
+    loss_weight: float = 0.0
+
 
 
 @dataclass
@@ -110,19 +132,20 @@ class AgentConfig:
     name: str = "custom"
     description: str = ""
     policy_inputs: Literal["rgb", "rgb+actions"] = "rgb"  # rgb+actions: the visible-actions channel
-    reward: Literal["none", "prosocial", "inequity_aversion", "influence_moa"] = "none"
+    reward: Literal[REWARDS] = "none"
     sharing: Literal["independent", "shared"] = "independent"
     ppo: PPOConfig = field(default_factory=PPOConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
     prosocial: ProsocialConfig = field(default_factory=ProsocialConfig)
     inequity_aversion: InequityAversionConfig = field(default_factory=InequityAversionConfig)
     influence: InfluenceConfig = field(default_factory=InfluenceConfig)  # type: ignore[valid-type]
+    communication: CommunicationConfig = field(default_factory=CommunicationConfig)
     env: dict[str, Any] = field(default_factory=dict)  # options of ssd_gym.vector_env: ascii_map, rules...
 
     @property
     def obs_mode(self) -> str:
         """What the env must emit: the influence wrapper and visible actions need the Dict."""
-        return "dict" if (self.policy_inputs != "rgb" or self.reward == "influence_moa") else "rgb"
+        return "dict" if (self.policy_inputs != "rgb" or self.reward.startswith("influence")) else "rgb"
 
     def influence_options(self, **run_set: Any) -> InfluenceOptions:
         """The wrapper's options: this config's influence fields, straight through, and ``run_set``."""
@@ -144,6 +167,10 @@ CHECKS = [
     ("influence.curriculum_fraction", lambda v: 0 <= v <= 1, "must be in [0, 1]"),
     ("influence.moa_loss_weight", lambda v: v >= 0, "must be >= 0"),
     ("influence.train_iters", lambda v: v >= 1, "must be >= 1"),
+    ("influence.influencers", lambda v: v >= 1, "must be >= 1"),
+    ("communication.vocab_size", lambda v: v >= 2, "must be >= 2"),
+    ("communication.embedding", lambda v: v >= 1, "must be >= 1"),
+    *((f"communication.{k}", lambda v: v >= 0, "must be >= 0") for k in ("ent_coef", "loss_weight")),
     ("inequity_aversion.lam", lambda v: 0 <= v <= 1, "must be in [0, 1]"),
     *((f"inequity_aversion.{k}", lambda v: v >= 0, "must be >= 0") for k in ("alpha", "beta")),
 ]
@@ -292,6 +319,12 @@ def _finish(cfg: DictConfig, source: str) -> AgentConfig:
     if out.ppo.lr_end > out.ppo.lr_init:
         raise ConfigError(f"{source}: ppo.lr_end ({out.ppo.lr_end}) must not exceed ppo.lr_init ({out.ppo.lr_init}); "
                           "the schedule anneals down")
+    if out.reward in CENTRALISED and out.sharing != "independent":
+        raise ConfigError(f"{source}: reward {out.reward} needs sharing: independent (one learner per agent, "
+                          "whose policy the others' influence is measured on)")
+    if out.reward == "influence_comm" and out.influence.divergence == "pmi":
+        raise ConfigError(f"{source}: influence.divergence: influence_comm takes kl or jsd (PMI needs the "
+                          "listeners' next action, which is not taken yet when the message is rewarded)")
     try:
         out.influence_options()
     except (TypeError, ValueError) as exc:

@@ -13,6 +13,7 @@ from stable_baselines3.common.vec_env import VecEnv
 
 import ssd_gym
 import wrappers
+from baselines.centralised import InfluencerActionsInput
 from baselines.config import AgentConfig, ConfigError, check_game
 
 #: Episode-level metrics the zoo reports (keys of ``info["episode_metrics"]``), in table order.
@@ -47,6 +48,15 @@ def wrap_rewards(venv: VecEnv, cfg: AgentConfig, total_agent_steps: int, seed: i
             raise ConfigError("influence_moa needs at least 2 agents")
         steps = influence_curriculum_env_steps(cfg, total_agent_steps, venv.num_agents)
         return wrappers.InfluenceRewardVecEnv(venv, options=cfg.influence_options(curriculum_steps=steps, seed=seed))
+    if cfg.reward == "influence_basic":  # the reward itself: baselines.centralised, from the learners' policies
+        try:
+            return InfluencerActionsInput(venv, cfg.influence.influencers)
+        except ValueError as exc:
+            raise ConfigError(f"influence.influencers: {exc}") from None
+    if cfg.reward == "influence_comm":  # the channel carries the symbols; the zoo computes their influence
+        if venv.num_agents < 2:
+            raise ConfigError("influence_comm needs at least 2 agents")
+        return wrappers.CommunicationChannelVecEnv(venv, vocab_size=cfg.communication.vocab_size)
     return venv
 
 

@@ -27,7 +27,9 @@ from baselines.checkpoint import atomic_write_json, latest_checkpoint, load_stat
 from baselines.cli import integer, report
 from baselines.config import ConfigError, from_dict
 from baselines.envs import METRIC_TITLES, METRICS, base_of, influence_wrapper, make_env
-from baselines.lockstep import as_learner_obs, make_learners, policy_step, slot_groups, take
+from baselines.centralised import TeamView, make_social
+from baselines.envs import influence_curriculum_env_steps
+from baselines.lockstep import as_learner_obs, empty_actions, make_learners, policy_step, put_actions, take, team_roles
 from baselines.curves import episode_record
 from ssd_gym.metrics import INFO_KEY
 from ssd_gym.rendering import check_video_path, draw_world, write_video
@@ -111,22 +113,42 @@ class Players:
 
     venv: Any
     infl: Any  # the InfluenceRewardVecEnv in the stack, or None
-    groups: list[np.ndarray]
+    roles: list[Any]
     learners: list[Any]
+    social: Any = None  # the centralised influence (baselines.centralised), or None
+
+    @property
+    def groups(self) -> list[np.ndarray]:
+        return [r.group for r in self.roles]
 
     def initial_lstm_states(self) -> list[Any]:
         return [learner._last_lstm_states for learner in self.learners]
 
     def act(self, obs: Any, lstm: list[Any], starts: list[np.ndarray], actions: np.ndarray, probs: np.ndarray,
-            deterministic: bool = False) -> None:
-        """Every learner acts on its own slots of ``obs``: fills ``actions`` and ``probs`` (per slot)
-        and replaces its entry of ``lstm``; ``starts[k]``: learner k's episode-start flags."""
-        for k, (learner, group) in enumerate(zip(self.learners, self.groups)):
-            obs_t = obs_as_tensor(as_learner_obs(learner, take(obs, group)), learner.device)
+            deterministic: bool = False, edit: Any = None) -> None:
+        """Every learner acts on its own slots of ``obs`` (in learner order, as in training): fills
+        ``actions`` and, for the action learners, ``probs`` (per slot) and replaces its entry of
+        ``lstm``; ``starts[k]``: learner k's episode-start flags. ``edit(k, actions)``, if given,
+        replaces learner k's sampled actions before anyone sees them (experiments that force a move)."""
+        view = TeamView([as_learner_obs(lrn, take(obs, r.group)) for lrn, r in zip(self.learners, self.roles)],
+                        list(lstm), list(starts))
+        for k, (learner, role) in enumerate(zip(self.learners, self.roles)):
+            obs_t = obs_as_tensor(view.obs[k], learner.device)
             act, _, _, lstm[k], p = policy_step(learner.policy, obs_t, lstm[k],
                                                 th.tensor(starts[k], dtype=th.float32), deterministic=deterministic)
-            actions[group] = act.cpu().numpy()
-            probs[group] = p.cpu().numpy()
+            act = act.cpu().numpy() if edit is None else np.asarray(edit(k, act.cpu().numpy()), dtype=np.int64)
+            put_actions(actions, role, act)
+            if role.column in (None, 0):
+                probs[role.group] = p.cpu().numpy()
+            if self.social is not None:
+                self.social.acted(k, act, p, view)
+
+    def stepped(self, obs: Any, lstm: list[Any], rewards: np.ndarray, dones: np.ndarray, infos: list[dict]) -> None:
+        """After the env step: the centralised influence of the step into ``infos`` (as in training)."""
+        if self.social is not None:
+            after = TeamView([as_learner_obs(lrn, take(obs, r.group)) for lrn, r in zip(self.learners, self.roles)],
+                             list(lstm), [np.asarray(dones[r.group], dtype=bool) for r in self.roles])
+            self.social.stepped(rewards, dones, infos, after)
 
 
 def restore_players(loaded: tuple, num_worlds: int, seed: int, learner_seed: int | None = None) -> Players:
@@ -137,19 +159,28 @@ def restore_players(loaded: tuple, num_worlds: int, seed: int, learner_seed: int
     venv = make_env(cfg, a["game"], num_worlds, seed, a["total_steps"], num_agents=a["num_agents"], max_cycles=a["max_cycles"])
     infl = influence_wrapper(venv)
     restore_moa(ckpt, infl, state)
-    groups = slot_groups(num_worlds, int(venv.num_agents), cfg.sharing)
-    learners = make_learners(cfg, venv.observation_space, venv.action_space, groups,
-                             seed=seed if learner_seed is None else learner_seed)
+    n_agents = int(venv.num_agents)
+    roles = team_roles(cfg, num_worlds, n_agents, venv.action_space)
+    learners = make_learners(cfg, venv.observation_space, roles, seed=seed if learner_seed is None else learner_seed)
     restore_learners(ckpt, learners, state)
     for learner in learners:
         learner.policy.set_training_mode(False)
-    return Players(venv, infl, groups, learners)
+    social = make_social(cfg, learners, [r.group for r in roles], num_worlds, n_agents,
+                         influence_curriculum_env_steps(cfg, a["total_steps"], n_agents))
+    if social is not None:
+        social.global_step = int(state.get("influence_global_step", 0))
+    return Players(venv, infl, roles, learners, social)
 
 
 def evaluate_run(run_dir: str | Path, episodes: int = 10, seed: int = 12345, deterministic: bool = False,
                  num_worlds: int | None = None, checkpoint: str | Path | None = None,
-                 video: str | Path | None = None, record_influence: bool = False) -> dict[str, Any]:
+                 video: str | Path | None = None, record_influence: bool = False,
+                 record_messages: bool = False) -> dict[str, Any]:
     """Play ``episodes`` episodes with a run's checkpoint; returns per-episode records and a summary.
+
+    ``record_influence``: every agent's influence reward over one first-round episode
+    (``influence_trace``); ``record_messages`` (communication agents): every world's first episode
+    of actions, symbols and influence, ``[worlds, T, N]`` each (``messages``).
 
     Every argument is checked before anything is played (ConfigError naming the problem)."""
     if episodes < 1:
@@ -161,8 +192,11 @@ def evaluate_run(run_dir: str | Path, episodes: int = 10, seed: int = 12345, det
     if video:
         check_video(video)
     info, cfg, ckpt, state = loaded = load_run(run_dir, checkpoint)
-    if record_influence and cfg.reward != "influence_moa":
+    if record_influence and not cfg.reward.startswith("influence"):
         raise ConfigError(f"--influence-plot: the run's agent {cfg.name!r} has no influence reward to plot")
+    if record_messages and cfg.reward != "influence_comm":
+        raise ConfigError(f"--comm-plot: the run's agent {cfg.name!r} sends no messages (influence_comm and "
+                          "comm_baseline do)")
     a = info["args"]
     num_worlds = int(num_worlds or min(episodes, a["num_worlds"]))
     try:
@@ -177,8 +211,9 @@ def evaluate_run(run_dir: str | Path, episodes: int = 10, seed: int = 12345, det
     obs = venv.reset()
     lstm = players.initial_lstm_states()
     starts = [np.ones(len(g), dtype=bool) for g in groups]
-    actions_all = np.zeros(venv.num_envs, dtype=np.int64)
-    probs_all = np.zeros((venv.num_envs, venv.action_space.n), dtype=np.float32)
+    actions_all = empty_actions(venv)
+    probs_all = np.zeros((venv.num_envs, players.roles[0].action_space.n), dtype=np.float32)
+    played: list[tuple[np.ndarray, np.ndarray]] = []  # per step of the first round: actions [S, 2], influence [S]
     records: list[dict[str, Any]] = []
     trace: list[list[float]] = []  # per step: every slot's influence reward
     first_episode_done = False
@@ -188,7 +223,10 @@ def evaluate_run(run_dir: str | Path, episodes: int = 10, seed: int = 12345, det
         players.act(obs, lstm, starts, actions_all, probs_all, deterministic=deterministic)
         if infl is not None:
             venv.set_action_probs(probs_all)
-        obs, _, dones, infos = venv.step(actions_all)
+        obs, rewards, dones, infos = venv.step(actions_all)
+        players.stepped(obs, lstm, rewards, dones, infos)
+        if record_messages and not first_episode_done:
+            played.append((actions_all.copy(), np.array([i.get("influence_reward", math.nan) for i in infos])))
         if record_influence and not first_episode_done and "influence_reward" in infos[0]:
             trace.append([float(infos[s]["influence_reward"]) for s in range(venv.num_envs)])
         if video and not first_episode_done and not dones[0]:
@@ -221,6 +259,14 @@ def evaluate_run(run_dir: str | Path, episodes: int = 10, seed: int = 12345, det
         arr = np.asarray(trace).reshape(len(trace), -1, n_agents)
         result["influence_trace"] = {"influence": arr[:, pick["world"]].tolist(), "world": pick["world"],
                                      "open_step": pick.get("box_open_step") if pick.get("box_open_step", "") != "" else None}
+    if record_messages and played:
+        shape = (len(played), num_worlds, n_agents)  # the first round: every world's first episode
+        result["messages"] = {
+            "actions": np.stack([a[:, 0] for a, _ in played]).reshape(shape).swapaxes(0, 1).tolist(),
+            "symbols": np.stack([a[:, 1] for a, _ in played]).reshape(shape).swapaxes(0, 1).tolist(),
+            "influence": np.stack([c for _, c in played]).reshape(shape).swapaxes(0, 1).tolist(),
+            "num_actions": int(players.roles[0].action_space.n), "vocab_size": int(cfg.communication.vocab_size),
+        }
     if video:
         result["video"] = _write_video(frames, str(video))
     return result
@@ -246,6 +292,55 @@ def plot_influence(result: dict[str, Any], path: str | Path) -> Path:
     ax.set_title(f"{result['agent']} on {result['game']}, {result['agent_steps']:,} agent-steps: world {trace['world']}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def communication_measures(result: dict[str, Any]) -> dict[str, Any]:
+    """The paper's communication analyses (section 5.1) of the recorded first round: per-agent
+    speaker consistency, and symbol/action and action/action instantaneous coordination (max over
+    agent pairs), over all steps and over the influential moments (a speaker's influence at least
+    its mean). See :mod:`ssd_gym.analysis` for the definitions."""
+    from ssd_gym.analysis import instantaneous_coordination, speaker_consistency
+
+    m = result["messages"]
+    actions, symbols, influence = np.asarray(m["actions"]), np.asarray(m["symbols"]), np.asarray(m["influence"])
+    na, nv = m["num_actions"], m["vocab_size"]
+    moments = influence >= np.nanmean(influence, axis=(0, 1), keepdims=True)
+    out = {"speaker_consistency": speaker_consistency(actions, symbols, na, nv).tolist(),
+           "influential_share": float(moments.mean())}
+    for name, signals, size in (("symbol_action_ic", symbols, nv), ("action_action_ic", actions, na)):
+        out[name] = float(np.nanmax(instantaneous_coordination(signals, actions, size, na)))
+        out[name + "_influential"] = float(np.nanmax(instantaneous_coordination(signals, actions, size, na, moments)))
+    return out
+
+
+def plot_communication(result: dict[str, Any], measures: dict[str, Any], path: str | Path) -> Path:
+    """Speaker consistency per agent and the two instantaneous coordinations (all steps and
+    influential moments) as bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8, 3.2))
+    sc = measures["speaker_consistency"]
+    ax1.bar([f"agent {k}" for k in range(len(sc))], sc, color="tab:blue")
+    ax1.set_ylim(0, 1)
+    ax1.set_ylabel("speaker consistency")
+    names = ("symbol_action_ic", "action_action_ic")
+    x = np.arange(len(names))
+    ax2.bar(x - 0.2, [measures[n] for n in names], 0.4, label="all steps")
+    ax2.bar(x + 0.2, [measures[n + "_influential"] for n in names], 0.4, label="influential moments")
+    ax2.set_xticks(x, ["symbol / action", "action / action"])
+    ax2.set_ylabel("IC, max over pairs (nats)")
+    ax2.legend(fontsize=8)
+    n_ep = len(result["messages"]["actions"])
+    fig.suptitle(f"{result['agent']} on {result['game']}, {result['agent_steps']:,} agent-steps, {n_ep} episodes",
+                 fontsize=10)
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -290,6 +385,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--json", default=None, help="also write all episode records to this JSON file")
     p.add_argument("--influence-plot", default=None, metavar="PNG",
                    help="influence agents: plot every agent's influence reward over the first episode")
+    p.add_argument("--comm-plot", default=None, metavar="PNG",
+                   help="communication agents: speaker consistency and instantaneous coordination of every "
+                        "world's first episode, printed and plotted")
     return p
 
 
@@ -297,12 +395,12 @@ def main(argv: list[str] | None = None) -> int:
     ns = parser().parse_args(argv)  # bad flags and numbers: argparse prints the error and exits 2
     th.set_num_threads(1)
     try:
-        for flag, path in (("--json", ns.json), ("--influence-plot", ns.influence_plot)):
+        for flag, path in (("--json", ns.json), ("--influence-plot", ns.influence_plot), ("--comm-plot", ns.comm_plot)):
             if path:
                 check_output_file(path, flag)
         res = evaluate_run(ns.run_dir, episodes=ns.episodes, seed=ns.seed, deterministic=ns.greedy,
                            num_worlds=ns.num_worlds, checkpoint=ns.checkpoint, video=ns.video,
-                           record_influence=bool(ns.influence_plot))
+                           record_influence=bool(ns.influence_plot), record_messages=bool(ns.comm_plot))
     except ConfigError as exc:
         return report("ssd-eval", exc)
     print(markdown_table(res))
@@ -310,6 +408,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nvideo: {res['video']}")
     if ns.influence_plot:
         print(f"influence plot: {plot_influence(res, ns.influence_plot)}")
+    if ns.comm_plot:
+        res["communication"] = measures = communication_measures(res)
+        print("\nspeaker consistency per agent: " + ", ".join(f"{v:.3f}" for v in measures["speaker_consistency"]))
+        for name in ("symbol_action_ic", "action_action_ic"):
+            print(f"{name.replace('_', ' ')} (max over pairs): {measures[name]:.4f} nats; at influential moments "
+                  f"({measures['influential_share']:.1%} of steps): {measures[name + '_influential']:.4f}")
+        print(f"communication plot: {plot_communication(res, measures, ns.comm_plot)}")
     if ns.json:
         atomic_write_json(ns.json, res)
     return 0

@@ -33,6 +33,7 @@ from stable_baselines3.common.running_mean_std import RunningMeanStd
 from stable_baselines3.common.utils import obs_as_tensor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecTransposeImage
 
+from baselines.centralised import INFLUENCER_KEY, SYMBOL_KEY, TeamView
 from baselines.config import AgentConfig
 from baselines.network import SSDLstmPolicy, policy_kwargs
 
@@ -94,29 +95,61 @@ def slot_groups(num_worlds: int, num_agents: int, sharing: str) -> list[np.ndarr
     return [np.arange(num_worlds) * num_agents + i for i in range(num_agents)]
 
 
+@dataclass
+class Role:
+    """One learner's part: the slots it owns, the action space it acts in, the column of the env's
+    action array it fills (None: the array is one action per slot), the observation keys its
+    network reads beside the image (and the visible actions), and its own entropy weight and
+    policy layers where they differ from the config's."""
+
+    group: np.ndarray
+    action_space: spaces.Discrete
+    column: int | None = None
+    extra_keys: tuple[str, ...] = ()
+    ent_coef: float | None = None
+    policy_layers: tuple[int, ...] = ()
+
+
+def team_roles(cfg: AgentConfig, num_worlds: int, num_agents: int, action_space: spaces.Space) -> list[Role]:
+    """The learners of a config: one per agent (or one for all with parameter sharing); the
+    centralised influence agents (baselines.centralised) need more than one kind."""
+    groups = slot_groups(num_worlds, num_agents, cfg.sharing)
+    if cfg.reward == "influence_comm":  # action learners, then message learners, on the same slots
+        com = cfg.communication
+        acts = spaces.Discrete(int(action_space.nvec[0]))
+        return ([Role(g, acts, 0, (SYMBOL_KEY,)) for g in groups]
+                + [Role(g, spaces.Discrete(com.vocab_size), 1, (SYMBOL_KEY,), com.ent_coef, (com.embedding,))
+                   for g in groups])
+    if cfg.reward == "influence_basic":  # the influencees see the influencers' current actions
+        return [Role(g, action_space, None, (INFLUENCER_KEY,) if i >= cfg.influence.influencers else ())
+                for i, g in enumerate(groups)]
+    return [Role(g, action_space) for g in groups]
+
+
 def make_learners(
     cfg: AgentConfig,
     observation_space: spaces.Space,
-    action_space: spaces.Space,
-    groups: list[np.ndarray],
+    roles: list[Role],
     seed: int,
     device: str = "cpu",
 ) -> list[RecurrentPPO]:
-    """One RecurrentPPO per slot group, with the paper's network and the config's PPO settings."""
+    """One RecurrentPPO per role, with the paper's network and the config's PPO settings."""
     p, net = cfg.ppo, cfg.network
-    ppo_kwargs = {k: getattr(p, k) for k in ("n_steps", "n_epochs", "gamma", "gae_lambda", "clip_range", "ent_coef",
+    ppo_kwargs = {k: getattr(p, k) for k in ("n_steps", "n_epochs", "gamma", "gae_lambda", "clip_range",
                                              "vf_coef", "max_grad_norm")}
     learners = []
-    for i, group in enumerate(groups):
-        n_envs = len(group)
+    for i, role in enumerate(roles):
+        n_envs = len(role.group)
         learner = RecurrentPPO(
             SSDLstmPolicy,
-            DummyVecEnv([lambda: SpacesOnly(observation_space, action_space)] * n_envs),
+            DummyVecEnv([lambda: SpacesOnly(observation_space, role.action_space)] * n_envs),
             learning_rate=LinearSchedule(p.lr_init, p.lr_end),
             batch_size=min(p.batch_size, p.n_steps * n_envs),  # RecurrentPPO needs batch_size <= buffer size
+            ent_coef=p.ent_coef if role.ent_coef is None else role.ent_coef,
             policy_kwargs=policy_kwargs(conv_channels=net.conv_channels, fc_sizes=net.fc_sizes,
                                         lstm_hidden_size=net.lstm_hidden_size, critic=net.critic,
-                                        use_actions=cfg.policy_inputs == "rgb+actions"),
+                                        use_actions=cfg.policy_inputs == "rgb+actions",
+                                        extra_keys=role.extra_keys, policy_layers=role.policy_layers),
             seed=seed * 1000 + i, device=device, verbose=0, **ppo_kwargs,
         )
         # losses are read from name_to_value by the trainer; no SB3 output formats needed
@@ -147,6 +180,22 @@ def policy_step(policy: Any, obs: Any, lstm_states: RNNStates, episode_starts: t
     return actions, values, log_prob, RNNStates(states_pi, states_vf), probs
 
 
+def empty_actions(venv: VecEnv) -> np.ndarray:
+    """The env's action array: one action per slot, or a row of columns for a MultiDiscrete space
+    (the communication channel's ``(env_action, symbol)``)."""
+    space = venv.action_space
+    shape = (venv.num_envs, len(space.nvec)) if isinstance(space, spaces.MultiDiscrete) else (venv.num_envs,)
+    return np.zeros(shape, dtype=np.int64)
+
+
+def put_actions(actions_all: np.ndarray, role: Role, actions: np.ndarray) -> None:
+    """Write one learner's actions into its slots (and column) of the env's action array."""
+    if role.column is None:
+        actions_all[role.group] = actions
+    else:
+        actions_all[role.group, role.column] = actions
+
+
 def take(obs: Any, idx: np.ndarray | slice) -> Any:
     """Rows ``idx`` of a (dict of) batched observation array(s)."""
     return {k: v[idx] for k, v in obs.items()} if isinstance(obs, dict) else obs[idx]
@@ -175,22 +224,27 @@ class LockstepTrainer:
 
     ``on_step(infos, dones)`` is called after every env step with the full infos list (for episode
     metrics). If ``venv`` has ``set_action_probs`` (the influence wrapper) it receives every step the
-    action probabilities of all slots, shape ``[num_slots, A]``, before ``step``.
+    action probabilities of all slots, shape ``[num_slots, A]``, before ``step``. ``social`` (a
+    :class:`baselines.centralised.CentralisedInfluence`) is told what each learner did, in learner
+    order, and gives every learner's reward after the env step.
     """
 
-    def __init__(self, venv: VecEnv, learners: list[RecurrentPPO], groups: list[np.ndarray], total_timesteps: int,
-                 on_step: Callable[[list[dict], np.ndarray], None] | None = None, normalize_reward: bool = False) -> None:
-        if sum(len(g) for g in groups) != venv.num_envs:
-            raise ValueError("slot groups must cover the env's slots exactly once")
+    def __init__(self, venv: VecEnv, learners: list[RecurrentPPO], roles: list[Role], total_timesteps: int,
+                 on_step: Callable[[list[dict], np.ndarray], None] | None = None, normalize_reward: bool = False,
+                 social: Any = None) -> None:
+        for column in sorted({r.column for r in roles}, key=str):
+            if sum(len(r.group) for r in roles if r.column == column) != venv.num_envs:
+                raise ValueError("the learners of each action column must cover the env's slots exactly once")
         self.n_steps = learners[0].n_steps
         if any(lrn.n_steps != self.n_steps for lrn in learners):
             raise ValueError("lockstep learners must share n_steps")
-        self.venv, self.learners, self.groups = venv, learners, groups
+        self.venv, self.learners, self.roles, self.social = venv, learners, roles, social
+        self.groups = [r.group for r in roles]
         self.total_timesteps = int(total_timesteps)  # agent-steps over all learners
         self.on_step = on_step
         self.wants_probs = callable(getattr(venv, "set_action_probs", None))
         self.stats = RolloutStats()
-        self.reward_scalers = [ReturnScaler(len(g), lrn.gamma) for lrn, g in zip(learners, groups)] if normalize_reward else None
+        self.reward_scalers = [ReturnScaler(len(g), lrn.gamma) for lrn, g in zip(learners, self.groups)] if normalize_reward else None
 
     def rollouts_in_budget(self) -> int:
         """Rollouts the run makes: the budget rounded up to whole rollouts of every slot. Schedules
@@ -204,8 +258,9 @@ class LockstepTrainer:
 
     @property
     def num_timesteps(self) -> int:
-        """Agent-steps done, summed over learners."""
-        return int(sum(lrn.num_timesteps for lrn in self.learners))
+        """Agent-steps done, summed over the learners that choose the env actions (a message
+        learner takes its agent's steps again)."""
+        return int(sum(lrn.num_timesteps for lrn, r in zip(self.learners, self.roles) if r.column in (None, 0)))
 
     def reset(self) -> None:
         """Start fresh episodes (also after a resume: LSTM states and episode starts are reset)."""
@@ -225,36 +280,47 @@ class LockstepTrainer:
         for learner in self.learners:
             learner.policy.set_training_mode(False)
             learner.rollout_buffer.reset()
-        actions_all = np.zeros(self.venv.num_envs, dtype=np.int64)
+        actions_all = empty_actions(self.venv)
         probs_all: np.ndarray | None = None
         step_out: list[tuple] = [()] * len(self.learners)
+        learners, social = self.learners, self.social
         for _ in range(self.n_steps):
             t0 = time.perf_counter()
-            for k, (learner, group) in enumerate(zip(self.learners, self.groups)):
+            before = None if social is None else TeamView([l._last_obs for l in learners],
+                                                          [l._last_lstm_states for l in learners],
+                                                          [l._last_episode_starts for l in learners])
+            for k, (learner, role) in enumerate(zip(learners, self.roles)):
                 starts = _tensor(learner, learner._last_episode_starts, th.float32)
                 actions, values, log_probs, states, probs = policy_step(
                     learner.policy, _tensor(learner, learner._last_obs), learner._last_lstm_states, starts)
                 actions = actions.cpu().numpy()
-                actions_all[group] = actions
-                if self.wants_probs:
+                put_actions(actions_all, role, actions)
+                if self.wants_probs and role.column in (None, 0):
                     if probs_all is None:
                         probs_all = np.zeros((self.venv.num_envs, probs.shape[1]), dtype=np.float32)
-                    probs_all[group] = probs.cpu().numpy()
+                    probs_all[role.group] = probs.cpu().numpy()
+                if social is not None:
+                    social.acted(k, actions, probs, before)
                 step_out[k] = (actions, values, log_probs, states)
             t1 = time.perf_counter()
             if self.wants_probs:
                 self.venv.set_action_probs(probs_all)
             new_obs, rewards, dones, infos = self.venv.step(actions_all)
             t2 = time.perf_counter()
+            next_obs = [as_learner_obs(lrn, take(new_obs, g)) for lrn, g in zip(learners, self.groups)]
+            learner_rewards = [rewards[g] for g in self.groups]
+            if social is not None:
+                after = TeamView(next_obs, [out[3] for out in step_out], [np.asarray(dones[g], dtype=bool) for g in self.groups])
+                learner_rewards = social.stepped(rewards, dones, infos, after)
             if self.on_step is not None:
                 self.on_step(infos, dones)
-            for k, (learner, group) in enumerate(zip(self.learners, self.groups)):
+            for k, (learner, group) in enumerate(zip(learners, self.groups)):
                 actions, values, log_probs, states = step_out[k]
                 g_dones = np.asarray(dones[group], dtype=bool)
                 if self.reward_scalers is not None:
-                    g_rewards = self.reward_scalers[k](np.asarray(rewards[group], dtype=np.float64), g_dones)
+                    g_rewards = self.reward_scalers[k](np.asarray(learner_rewards[k], dtype=np.float64), g_dones)
                 else:
-                    g_rewards = np.asarray(rewards[group], dtype=np.float32).copy()
+                    g_rewards = np.asarray(learner_rewards[k], dtype=np.float32).copy()
                 g_infos = [infos[s] for s in group]
                 learner.num_timesteps += len(group)
                 learner._update_info_buffer(g_infos, g_dones)
@@ -262,7 +328,7 @@ class LockstepTrainer:
                 learner.rollout_buffer.add(learner._last_obs, actions.reshape(-1, 1),  # Discrete: a column
                                            g_rewards, learner._last_episode_starts, values, log_probs,
                                            lstm_states=learner._last_lstm_states)
-                learner._last_obs = as_learner_obs(learner, take(new_obs, group))
+                learner._last_obs = next_obs[k]
                 learner._last_episode_starts = g_dones
                 learner._last_lstm_states = states
             t3 = time.perf_counter()

@@ -63,10 +63,11 @@ class SSDFeaturesExtractor(BaseFeaturesExtractor):
             keys = [k for k in ACTION_KEYS if use_actions and k in observation_space.spaces]
             keys += [k for k in extra_keys if k in observation_space.spaces and k not in keys]
             self.vector_keys = tuple(keys)
-            vector_dim = sum(get_flattened_obs_dim(observation_space.spaces[k]) for k in self.vector_keys)
+            self.vector_dims = tuple(get_flattened_obs_dim(observation_space.spaces[k]) for k in self.vector_keys)
+            vector_dim = sum(self.vector_dims)
         elif isinstance(observation_space, spaces.Box):
             image_space = observation_space
-            self.vector_keys = ()
+            self.vector_keys, self.vector_dims = (), ()
             vector_dim = 0
         else:
             raise TypeError(f"observation space must be Box or Dict, got {type(observation_space).__name__}")
@@ -88,12 +89,28 @@ class SSDFeaturesExtractor(BaseFeaturesExtractor):
         self.fc = nn.Sequential(*layers)
 
     def forward(self, observations: Any) -> th.Tensor:
+        return self.head(self.image_features(observations), self.vector(observations))
+
+    def image_features(self, observations: Any) -> th.Tensor:
+        """The flattened conv output ``[B, C]``."""
         image = observations["rgb"] if self.is_dict else observations
-        x = self.conv(image.permute(0, 3, 1, 2) if self.channels_last else image)
-        if self.vector_keys:
-            vec = [observations[k].reshape(x.shape[0], -1).float() for k in self.vector_keys]
-            x = th.cat([x, *vec], dim=1)
-        return self.fc(x)
+        return self.conv(image.permute(0, 3, 1, 2) if self.channels_last else image)
+
+    def vector(self, observations: Any) -> th.Tensor | None:
+        """The (one-hot) vector keys side by side ``[B, D]``, or None without any."""
+        if not self.vector_keys:
+            return None
+        return th.cat([observations[k].reshape(observations[k].shape[0], -1).float() for k in self.vector_keys], dim=1)
+
+    def vector_slice(self, key: str) -> slice:
+        """Where ``key``'s (one-hot) entries lie in :meth:`vector`."""
+        i = self.vector_keys.index(key)
+        start = sum(self.vector_dims[:i])
+        return slice(start, start + self.vector_dims[i])
+
+    def head(self, image_features: th.Tensor, vector: th.Tensor | None) -> th.Tensor:
+        """The FC layers on the conv output and the vector keys."""
+        return self.fc(image_features if vector is None else th.cat([image_features, vector], dim=1))
 
 
 class SSDLstmPolicy(RecurrentActorCriticPolicy):
@@ -172,9 +189,12 @@ def policy_kwargs(
     use_actions: bool = True,
     critic: str = "shared",
     extra_keys: tuple[str, ...] | list[str] = (),
+    policy_layers: tuple[int, ...] | list[int] = (),
 ) -> dict[str, Any]:
     """Keyword arguments for ``RecurrentPPO(SSDLstmPolicy, ..., policy_kwargs=...)`` (``critic``: see
-    :class:`SSDLstmPolicy`)."""
+    :class:`SSDLstmPolicy`; ``extra_keys``: Dict keys the FC layers read beside the image and the
+    visible actions; ``policy_layers``: hidden layers between the LSTM and the policy's logits, e.g.
+    the paper's communication embedding)."""
     return dict(
         features_extractor_class=SSDFeaturesExtractor,
         features_extractor_kwargs=dict(
@@ -184,7 +204,8 @@ def policy_kwargs(
             extra_keys=list(extra_keys),
         ),
         share_features_extractor=True,
-        net_arch=[],  # heads sit directly on the LSTM output
+        # heads sit directly on the LSTM output (unless policy_layers)
+        net_arch=dict(pi=list(policy_layers), vf=[]) if policy_layers else [],
         lstm_hidden_size=lstm_hidden_size,
         n_lstm_layers=1,
         critic=critic,

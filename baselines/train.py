@@ -46,7 +46,7 @@ from baselines.runlock import RunDirLock
 class TrainArgs:
     """Arguments of one training run (the CLI flags, same names with dashes)."""
 
-    agent: str = "a3c"  # zoo name (a3c, visible_actions, prosocial, inequity_aversion, influence_moa) or YAML path
+    agent: str = "a3c"  # zoo name (baselines.config.zoo_names()) or YAML path
     game: str = "cleanup_small"
     total_steps: int = 100_000  # agent-steps
     seed: int = 0
@@ -137,16 +137,20 @@ def check_run(args: TrainArgs) -> AgentConfig:
 def build(cfg: AgentConfig, args: TrainArgs, env_seed: int):
     """Env (with reward wrapper), learners and the lockstep trainer of a run."""
     from baselines.envs import make_env
-    from baselines.lockstep import LockstepTrainer, make_learners, slot_groups
+    from baselines.centralised import make_social
+    from baselines.envs import influence_curriculum_env_steps
+    from baselines.lockstep import LockstepTrainer, make_learners, team_roles
 
     venv = make_env(cfg, args.game, args.num_worlds, env_seed, args.total_steps,
                     num_agents=args.num_agents, max_cycles=args.max_cycles)
     n_agents = int(venv.num_agents)
-    groups = slot_groups(args.num_worlds, n_agents, cfg.sharing)
-    learners = make_learners(cfg, venv.observation_space, venv.action_space, groups, seed=args.seed, device=args.device)
+    roles = team_roles(cfg, args.num_worlds, n_agents, venv.action_space)
+    learners = make_learners(cfg, venv.observation_space, roles, seed=args.seed, device=args.device)
+    social = make_social(cfg, learners, [r.group for r in roles], args.num_worlds, n_agents,
+                         influence_curriculum_env_steps(cfg, args.total_steps, n_agents))
     episodes = EpisodeLog(n_agents)
-    trainer = LockstepTrainer(venv, learners, groups, total_timesteps=args.total_steps, on_step=episodes.on_step,
-                              normalize_reward=cfg.ppo.normalize_reward)
+    trainer = LockstepTrainer(venv, learners, roles, total_timesteps=args.total_steps, on_step=episodes.on_step,
+                              normalize_reward=cfg.ppo.normalize_reward, social=social)
     return venv, trainer, episodes
 
 
@@ -190,9 +194,12 @@ def _train(args: TrainArgs, cfg: AgentConfig, run_dir: Path) -> dict[str, Any]:
     start_steps = state["agent_steps"] if state else 0
     venv, trainer, episodes = build(cfg, args, env_seed=args.seed + start_steps)
     infl = influence_wrapper(venv)
+    curriculum = infl if infl is not None else trainer.social  # whoever holds the influence curriculum
     if state is not None:
         restore_learners(ckpt, trainer.learners, state)
         restore_moa(ckpt, infl, state)
+        if trainer.social is not None:
+            trainer.social.global_step = int(state.get("influence_global_step", 0))
         for scaler, saved in zip(trainer.reward_scalers or [], state.get("reward_scalers", [])):
             scaler.load_state_dict(saved)
         episodes.wall_offset = float(state.get("wall_s", 0.0))
@@ -211,7 +218,7 @@ def _train(args: TrainArgs, cfg: AgentConfig, run_dir: Path) -> dict[str, Any]:
     def checkpoint() -> None:
         state_now = {
             "learners": [{"num_timesteps": int(l.num_timesteps), "n_updates": int(l._n_updates)} for l in trainer.learners],
-            "influence_global_step": int(infl.global_step) if infl is not None else 0,
+            "influence_global_step": int(curriculum.global_step) if curriculum is not None else 0,
             "wall_s": episodes.wall_offset + time.time() - episodes.t0,
             "reward_scalers": [sc.state_dict() for sc in trainer.reward_scalers or []],
         }
@@ -227,7 +234,7 @@ def _train(args: TrainArgs, cfg: AgentConfig, run_dir: Path) -> dict[str, Any]:
         # 3. logging: learning curve, TensorBoard, progress bar
         episodes.stamp(steps, losses)
         curve.write(episodes.pending)
-        _log_tensorboard(writer, steps, episodes, losses, trainer, infl)
+        _log_tensorboard(writer, steps, episodes, losses, trainer, curriculum)
         episodes.pending.clear()
         if bar is not None:
             bar.update(steps - bar.n)
@@ -297,6 +304,7 @@ def _log_tensorboard(writer, steps: int, episodes: EpisodeLog, losses: dict[str,
         writer.add_scalar("time/env_share_of_rollout", trainer.stats.env_s / total, steps)
     if infl is not None:
         writer.add_scalar("influence/weight", infl.influence_weight, steps)
+    if hasattr(infl, "moa_stats"):
         loss, acc, _ = infl.moa_stats()
         if np.isfinite(loss).any():  # nan until the MOA has scored a visible prediction
             writer.add_scalar("influence/moa_loss", float(np.nanmean(loss)), steps)

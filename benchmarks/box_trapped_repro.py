@@ -1,7 +1,7 @@
 """Box Trapped reproduction (Jaques et al. 2019, supplement section 3, Figs. 4-5).
 
-Trains ``a3c`` and ``influence_moa`` on Box Trapped (3 seeds each, same budget, two processes at a
-time), then evaluates every seed for 100 episodes and writes to ``--out``:
+Trains ``a3c``, ``influence_moa`` and ``influence_basic`` on Box Trapped (5 seeds each, same
+budget, two processes at a time), then evaluates every seed for 100 episodes and writes to ``--out``:
 
 * ``box_trapped_table.md`` / ``.csv``: share of episodes in which the influencer opens the box, per
   config and seed (sampled actions, i.e. the trained stochastic policy, and greedy actions);
@@ -11,7 +11,8 @@ time), then evaluates every seed for 100 episodes and writes to ``--out``:
   and with the box shut, the true influence of opening next to the MOA's estimate, and the
   influencer's return when it opens at once or never (``diagnose``).
 
-    python benchmarks/box_trapped_repro.py                   # 600k agent-steps per run
+    python benchmarks/box_trapped_repro.py                   # 600k agent-steps per run, seeds 0-4
+    python benchmarks/box_trapped_repro.py --first-seed 100 --seeds 2   # pilot seeds, to choose settings on
     python benchmarks/box_trapped_repro.py --phase eval      # evaluate already trained runs
     python benchmarks/box_trapped_repro.py --phase diagnose  # does OPEN_BOX change the trapped agent's
                               # next action, does the MOA see it, what does opening cost the influencer?
@@ -34,7 +35,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-CONFIGS = ("a3c", "influence_moa")
+CONFIGS = ("a3c", "influence_moa", "influence_basic")
+INFLUENCE = ("influence_moa", "influence_basic")
 
 
 def _train_one(job: tuple[str, int, int, int, str, list[str]]) -> dict:
@@ -56,9 +58,13 @@ def _train_one(job: tuple[str, int, int, int, str, list[str]]) -> dict:
     return run_training(args)
 
 
+def seeds(args: argparse.Namespace) -> range:
+    return range(args.first_seed, args.first_seed + args.seeds)
+
+
 def train(args: argparse.Namespace) -> None:
     jobs = [(agent, seed, args.total_steps, args.num_worlds, args.runs, args.overrides)
-            for agent in args.configs for seed in range(args.seeds)]
+            for agent in args.configs for seed in seeds(args)]
     t0 = time.time()
     with mp.get_context("spawn").Pool(args.jobs) as pool:
         for s in pool.imap_unordered(_train_one, jobs):
@@ -79,14 +85,14 @@ def evaluate_all(args: argparse.Namespace) -> None:
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     open_steps: dict[str, list[int]] = {c: [] for c in args.configs}
-    trace = None
+    traces: dict[str, dict] = {}
     for agent in args.configs:
-        for seed in range(args.seeds):
+        for seed in seeds(args):
             run_dir = Path(args.runs) / agent / f"seed{seed}"
             row = {"config": agent, "seed": seed}
             for mode, greedy in (("sampled", False), ("greedy", True)):
                 res = evaluate_run(run_dir, episodes=args.episodes, seed=10_000 + seed, deterministic=greedy,
-                                   num_worlds=min(args.episodes, 50), record_influence=(agent == "influence_moa"))
+                                   num_worlds=min(args.episodes, 50), record_influence=(agent in INFLUENCE))
                 eps = res["episodes"]
                 opened = [e["box_opened"] for e in eps]
                 row[f"open_share_{mode}"] = float(np.mean(opened))
@@ -94,8 +100,8 @@ def evaluate_all(args: argparse.Namespace) -> None:
                 row[f"median_open_step_{mode}"] = float(np.median(steps)) if steps else float("nan")
                 if mode == "sampled":
                     open_steps[agent] += steps
-                    if agent == "influence_moa" and trace is None and res.get("influence_trace") is not None:
-                        trace = res["influence_trace"]
+                    if agent in INFLUENCE and agent not in traces and res.get("influence_trace") is not None:
+                        traces[agent] = res["influence_trace"]
             rows.append(row)
             print(json.dumps(row), flush=True)
     _write_table(out, rows, args)
@@ -109,14 +115,16 @@ def evaluate_all(args: argparse.Namespace) -> None:
     fig.tight_layout()
     fig.savefig(out / "box_trapped_open_step.png", dpi=110)
     plt.close(fig)
-    if trace is not None:
-        fig, ax = plt.subplots(figsize=(7, 3))
-        ax.plot([step[0] for step in trace["influence"]], color="tab:purple", label="influencer's influence reward")
-        if trace.get("open_step") is not None:
-            ax.axvline(trace["open_step"], color="k", ls="--", lw=1, label=f"box opened (step {trace['open_step']})")
-        ax.set_xlabel("step")
-        ax.set_ylabel("influence reward (raw, unweighted)")
-        ax.legend()
+    if traces:
+        fig, axes = plt.subplots(1, len(traces), figsize=(7 * len(traces), 3), squeeze=False)
+        for ax, (agent, trace) in zip(axes[0], traces.items()):
+            ax.plot([step[0] for step in trace["influence"]], color="tab:purple", label="influencer's influence reward")
+            if trace.get("open_step") is not None:
+                ax.axvline(trace["open_step"], color="k", ls="--", lw=1, label=f"box opened (step {trace['open_step']})")
+            ax.set_title(agent)
+            ax.set_xlabel("step")
+            ax.set_ylabel("influence reward (raw, unweighted)")
+            ax.legend()
         fig.tight_layout()
         fig.savefig(out / "box_trapped_influence.png", dpi=110)
         plt.close(fig)
@@ -151,10 +159,21 @@ def diagnose(args: argparse.Namespace, agent: str = "influence_moa", seed: int =
     acts = np.zeros(venv.num_envs, dtype=np.int64)
     probs = np.zeros((venv.num_envs, venv.action_space.n), dtype=np.float32)
     opened = np.arange(worlds) % 2 == 0
+
+    def steer(t: int):
+        """The influencer (learner 0) opens at step 0 in half the worlds and never in the others."""
+        def edit(k: int, actions: np.ndarray) -> np.ndarray:
+            if k != 0:
+                return actions
+            if t == 0:
+                return np.where(opened, open_action, stay)
+            return np.where((~opened) & (actions == open_action), stay, actions)
+        return edit
+
     returns = np.zeros((worlds, 2))
     res = {"config": agent, "seed": seed}
     for t in range(game.max_cycles):
-        players.act(obs, lstm, [np.full(len(g), t == 0) for g in players.groups], acts, probs)
+        players.act(obs, lstm, [np.full(len(g), t == 0) for g in players.groups], acts, probs, edit=steer(t))
         if t == 1:
             trapped = probs[1::2].astype(np.float64)
             shut_mean = trapped[~opened].mean(0)
@@ -162,20 +181,17 @@ def diagnose(args: argparse.Namespace, agent: str = "influence_moa", seed: int =
             res.update(trapped_policy_after_opening=[round(float(x), 3) for x in trapped[opened].mean(0)],
                        trapped_policy_box_shut=[round(float(x), 3) for x in shut_mean],
                        true_influence_of_opening_nats=round(float(true_kl.mean()), 4))
-        influencer = acts[0::2]  # a view: edits go into acts
-        if t == 0:
-            influencer[:] = np.where(opened, open_action, stay)
-        else:
-            influencer[(~opened) & (influencer == open_action)] = stay
         if infl is not None:
             venv.set_action_probs(probs)
-        obs, rewards, _, infos = venv.step(acts)
+        obs, rewards, dones, infos = venv.step(acts)
+        players.stepped(obs, lstm, rewards, dones, infos)
         returns += np.array([i.get("extrinsic_reward", r) for i, r in zip(infos, rewards)]).reshape(worlds, 2)
-        if t == 0 and infl is not None:
-            moa_influence = np.array([infos[2 * w]["influence_reward"] for w in range(worlds)])
-            res.update(moa_influence_reward_opening=round(float(moa_influence[opened].mean()), 5),
-                       moa_influence_reward_staying=round(float(moa_influence[~opened].mean()), 5),
-                       influence_weight=infl.influence_weight)
+        if t == 0 and "influence_reward" in infos[0]:  # the learned MOA's estimate, or the centralised value
+            source = "moa" if infl is not None else "centralised"
+            reward = np.array([infos[2 * w]["influence_reward"] for w in range(worlds)])
+            res.update({f"{source}_influence_reward_opening": round(float(reward[opened].mean()), 5),
+                        f"{source}_influence_reward_staying": round(float(reward[~opened].mean()), 5),
+                        "influence_weight": (infl or players.social).influence_weight})
     res.update(influencer_return_opened=round(float(returns[opened, 0].mean()), 2),
                influencer_return_shut=round(float(returns[~opened, 0].mean()), 2),
                trapped_return_opened=round(float(returns[opened, 1].mean()), 2),
@@ -211,23 +227,24 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--phase", choices=("all", "train", "eval", "diagnose"), default="all")
     p.add_argument("--total-steps", type=int, default=600_000, help="agent-steps per run (default: %(default)s)")
-    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--seeds", type=int, default=5, help="how many seeds (default: %(default)s)")
+    p.add_argument("--first-seed", type=int, default=0, help="seeds first-seed, first-seed + 1, ... (default: %(default)s)")
     p.add_argument("--episodes", type=int, default=100)
     p.add_argument("--num-worlds", type=int, default=32)
     p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     p.add_argument("--runs", default="runs/box_trapped_repro")
     p.add_argument("--out", default="benchmarks/results/box_trapped")
     p.add_argument("--configs", nargs="+", choices=CONFIGS, default=list(CONFIGS),
-                   help="only these configs (default: both)")
+                   help="only these configs (default: all three)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="config override for both configs, e.g. --set ppo.ent_coef=0.03 (repeatable)")
+                   help="config override for every config, e.g. --set ppo.ent_coef=0.03 (repeatable)")
     args = p.parse_args(argv)
     if args.phase in ("all", "train"):
         train(args)
     if args.phase in ("all", "eval"):
         evaluate_all(args)
     if args.phase in ("all", "diagnose"):
-        rows = [diagnose(args, agent, seed) for agent in args.configs for seed in range(args.seeds)]
+        rows = [diagnose(args, agent, seed) for agent in args.configs for seed in seeds(args)]
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         (out / "box_trapped_diagnose.json").write_text(json.dumps(rows, indent=1))

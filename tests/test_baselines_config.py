@@ -128,14 +128,15 @@ def test_influence_curriculum_is_a_fraction_of_any_budget(budget):
 
 def test_influence_section_is_the_wrappers_options():
     """The zoo's influence fields are wrappers.InfluenceOptions' own names, passed straight through;
-    only the curriculum fraction and the recorded loss weight are the zoo's."""
+    only the curriculum fraction, the recorded loss weight and the basic agent's two are the zoo's."""
     from dataclasses import asdict, fields
 
     from wrappers import InfluenceOptions
 
     cfg = load_agent_config("influence_moa", "harvest", ["ppo.lr_init=0.002"])
     zoo, wrapper = set(asdict(cfg.influence)), {f.name for f in fields(InfluenceOptions)}
-    assert zoo - wrapper == {"curriculum_fraction", "moa_loss_weight"} and wrapper - zoo == {"curriculum_steps", "seed"}
+    zoo_own = {"curriculum_fraction", "moa_loss_weight", "influencers", "influencee_reward"}
+    assert zoo - wrapper == zoo_own and wrapper - zoo == {"curriculum_steps", "seed"}
     opts = cfg.influence_options(curriculum_steps=5, seed=1)
     assert (opts.beta, opts.lr, opts.train_every, opts.train_iters, opts.curriculum_steps) == (2.521, 0.002, 16, 1, 5)
     assert load_agent_config("influence_moa", "box_trapped").influence.lr == 0.005  # the table's own value

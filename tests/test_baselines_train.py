@@ -5,11 +5,12 @@ import pytest
 import torch as th
 
 from baselines.config import load_agent_config
-from baselines.lockstep import LockstepTrainer, make_learners, slot_groups
+from baselines.lockstep import LockstepTrainer, make_learners, team_roles
 from baselines.train import TrainArgs, run_training
 from zoo_doubles import FAST, GAME, tiny_env
 
-ZOO = ["a3c", "visible_actions", "prosocial", "inequity_aversion", "influence_moa"]
+ZOO = ["a3c", "visible_actions", "prosocial", "inequity_aversion", "influence_moa", "influence_basic", "influence_comm",
+       "comm_baseline"]
 SMALL = ["ppo.n_steps=16", "ppo.batch_size=64", "ppo.n_epochs=1"]
 
 
@@ -29,9 +30,9 @@ def _trainer(sharing, total=4 * 32 * 8, agents=2, worlds=4, overrides=()):
     th.set_num_threads(1)
     cfg = load_agent_config("a3c", GAME, [*FAST, f"sharing={sharing}", *overrides])
     env = tiny_env(worlds, agents, obs_mode=cfg.obs_mode)
-    groups = slot_groups(worlds, agents, sharing)
-    learners = make_learners(cfg, env.observation_space, env.action_space, groups, seed=0)
-    trainer = LockstepTrainer(env, learners, groups, total_timesteps=total)
+    roles = team_roles(cfg, worlds, agents, env.action_space)
+    learners = make_learners(cfg, env.observation_space, roles, seed=0)
+    trainer = LockstepTrainer(env, learners, roles, total_timesteps=total)
     trainer.reset()
     return trainer
 

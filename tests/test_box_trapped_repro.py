@@ -26,7 +26,7 @@ def test_repro_trains_evaluates_and_diagnoses(repro, tmp_path):
     assert repro.main(["--total-steps", "800", "--seeds", "1", "--episodes", "2", "--num-worlds", "8",
                        "--jobs", "1", "--runs", str(runs), "--out", str(out)]) == 0
     rows = list(csv.DictReader(open(out / "box_trapped_table.csv")))
-    assert [(r["config"], r["seed"]) for r in rows] == [("a3c", "0"), ("influence_moa", "0")]
+    assert [(r["config"], r["seed"]) for r in rows] == [("a3c", "0"), ("influence_moa", "0"), ("influence_basic", "0")]
     for r in rows:
         for mode in ("sampled", "greedy"):
             assert 0.0 <= float(r[f"open_share_{mode}"]) <= 1.0
@@ -34,7 +34,7 @@ def test_repro_trains_evaluates_and_diagnoses(repro, tmp_path):
     assert (out / "box_trapped_open_step.png").stat().st_size > 5000
 
     diag = json.loads((out / "box_trapped_diagnose.json").read_text())
-    assert [(d["config"], d["seed"]) for d in diag] == [("a3c", 0), ("influence_moa", 0)]
+    assert [(d["config"], d["seed"]) for d in diag] == [("a3c", 0), ("influence_moa", 0), ("influence_basic", 0)]
     for d in diag:
         assert d["true_influence_of_opening_nats"] >= 0
         for key in ("trapped_policy_after_opening", "trapped_policy_box_shut"):
@@ -43,6 +43,7 @@ def test_repro_trains_evaluates_and_diagnoses(repro, tmp_path):
         for key in ("influencer_return_opened", "influencer_return_shut", "trapped_return_opened"):
             assert 0 <= d[key] <= 100
     assert "moa_influence_reward_opening" in diag[1] and "moa_influence_reward_opening" not in diag[0]
+    assert diag[2]["centralised_influence_reward_opening"] >= 0 and "moa_influence_reward_opening" not in diag[2]
 
     # a second call finds the finished runs and does not train again
     summary = runs / "a3c" / "seed0" / "summary.json"

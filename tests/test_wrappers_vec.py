@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 
 from wrappers import (
+    CommunicationChannel,
+    CommunicationChannelVecEnv,
     InequityAversionReward,
     InequityAversionVecEnv,
     InfluenceReward,
@@ -167,3 +169,39 @@ def test_vec_faces_on_toy_vecenv_keep_extrinsic_reward():
         obs, r, d, infos = w.step(np.zeros(6, dtype=np.int64))
         assert all("extrinsic_reward" in i and "influence_reward" in i for i in infos)
         assert r.shape == (6,) and r.dtype == np.float32
+
+
+def test_communication_channel_same_on_both_faces_through_episode_ends():
+    """Symbols, the symbol-influence reward (with MOA training) and terminal observations agree."""
+    kw = dict(vocab_size=3, beta=1.0, train_every=8, bptt=4, seed=5)
+    venv = ssd_gym.vector_env("cleanup_small", 1, max_cycles=6, obs_mode="dict")
+    venv.seed(SEED)
+    vec = CommunicationChannelVecEnv(venv, **kw)
+    par = CommunicationChannel(ssd_gym.parallel_env("cleanup_small", max_cycles=6, obs_mode="dict"), **kw)
+    vobs, (pobs, _) = vec.reset(), par.reset(seed=SEED)
+    agents = par.possible_agents
+    rng = np.random.default_rng(1)
+    ended = 0
+    for t in range(15):
+        acts = np.stack([rng.integers(9, size=len(agents)), rng.integers(3, size=len(agents))], axis=1)
+        vobs, vr, vd, vinfo = vec.step(acts)
+        pobs, pr, pterm, ptrunc, pinfo = par.step({a: acts[i] for i, a in enumerate(agents)})
+        np.testing.assert_allclose(vr, [pr[a] for a in agents], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose([i["symbol_influence_reward"] for i in vinfo],
+                                   [pinfo[a]["symbol_influence_reward"] for a in agents], rtol=1e-4, atol=1e-6)
+        if not par.agents:  # episode end: the vector env's terminal observation holds this step's symbols
+            ended += 1
+            for i, a in enumerate(agents):
+                np.testing.assert_array_equal(vinfo[i]["terminal_observation"]["symbols"], pobs[a]["symbols"])
+                np.testing.assert_array_equal(vobs["symbols"][i], [3] * len(agents))  # reset: none yet
+            pobs, _ = par.reset()
+        else:
+            for i, a in enumerate(agents):
+                np.testing.assert_array_equal(vobs["symbols"][i], acts[:, 1])
+                np.testing.assert_array_equal(pobs[a]["symbols"], acts[:, 1])
+    assert ended == 2
+    with pytest.raises(ValueError, match="symbols must be in"):
+        vec.step(np.stack([np.zeros(3, int), np.full(3, 3)], axis=1))
+    with pytest.raises(ValueError, match="shape"):
+        vec.step(np.zeros(3, int))
+    vec.step(np.zeros((3, 2), int))  # still works after refused input

@@ -16,12 +16,13 @@ adapter per API puts any rule on an env, so the wrappers stack and work with any
   Hughes et al. 2018 with smoothed rewards), :mod:`~wrappers.influence` (:class:`InfluenceReward`,
   Jaques et al. 2019 social influence from a learned MOA, options in one
   :class:`InfluenceOptions`), :mod:`~wrappers.communication` (:class:`CommunicationChannel`,
-  cheap-talk symbols, optionally with influential-communication reward; PettingZoo face only).
+  cheap-talk symbols, optionally with influential-communication reward;
+  :class:`CommunicationChannelVecEnv` on the VecEnv face).
 * :mod:`wrappers.moa`: the Model of Other Agents and its online training
   (:class:`InfluenceEngine`).
 """
 
-from .communication import CommunicationChannel
+from .communication import CommunicationChannel, CommunicationChannelVecEnv
 from .core import (
     curriculum_weight,
     inequity_aversion_rewards,
@@ -38,7 +39,7 @@ from .prosocial import ProsocialReward, ProsocialRewardVecEnv
 
 __all__ = [
     "ProsocialReward", "InequityAversionReward", "InfluenceReward", "CommunicationChannel",
-    "ProsocialRewardVecEnv", "InequityAversionVecEnv", "InfluenceRewardVecEnv", "InfluenceOptions",
+    "CommunicationChannelVecEnv", "ProsocialRewardVecEnv", "InequityAversionVecEnv", "InfluenceRewardVecEnv", "InfluenceOptions",
     "MOA", "InfluenceEngine", "prosocial_rewards", "smooth_rewards", "inequity_aversion_rewards",
     "curriculum_weight", "kl_divergence", "js_divergence", "pointwise_mutual_information",
 ]

@@ -8,7 +8,8 @@ from gymnasium import spaces
 from .core import check_int
 from .influence import InfluenceFace, InfluenceOptions, InfluenceRule, option_keywords
 from .parallel import RuleParallelEnv
-from .rule import Rule, policy_from_agents, rule_attr, rule_keywords
+from .rule import Rule, policy_from_agents, policy_from_slots, rule_attr, rule_keywords
+from .vec import RuleVecEnv
 
 
 CHANNEL_DEFAULTS = InfluenceOptions(beta=0.0)  # the channel's defaults: no influence reward
@@ -114,3 +115,40 @@ class CommunicationChannel(InfluenceFace, RuleParallelEnv):
         if self.rule.engine is not None:  # the influence needs every agent's env action
             env_actions, act = super()._split_actions(env_actions)
         return env_actions, (act, symbols)
+
+
+class CommunicationChannelVecEnv(InfluenceFace, RuleVecEnv):
+    """SB3 VecEnv face of the channel (same rule, options and info keys as
+    :class:`CommunicationChannel`), over the batched simulator.
+
+    * Action space ``MultiDiscrete([A, vocab_size])``: ``step`` takes ``[num_slots, 2]`` rows of
+      ``(env_action, symbol)``; the wrapped VecEnv receives the env actions.
+    * Observation key ``"symbols"``: every agent's symbol of the previous step in the slot's world
+      (``vocab_size`` = none yet, after the world's reset).
+    """
+
+    OBS_KEY = "symbols"
+    vocab_size = rule_attr("vocab_size")
+
+    @rule_keywords(SymbolRule)
+    def __init__(self, venv, *args, **kwargs):
+        super().__init__(venv, SymbolRule(*args, **kwargs))
+        self.action_space = spaces.MultiDiscrete([int(venv.action_space.n), self.vocab_size])
+
+    def step_async(self, actions):
+        a = np.asarray(actions)
+        if a.shape != (self.num_envs, 2) or not np.issubdtype(a.dtype, np.integer):
+            raise ValueError(f"{type(self).__name__}: actions must be integer (env_action, symbol) rows of "
+                             f"shape {(self.num_envs, 2)}, got {a.dtype} {a.shape}")
+        if a[:, 1].min() < 0 or a[:, 1].max() >= self.vocab_size:
+            raise ValueError(f"{type(self).__name__}: symbols must be in [0, {self.vocab_size}), got {a[:, 1]}")
+        self.venv.step_async(a[:, 0])  # validates the env actions: a refused step leaves no trace here
+        w, n = self.num_worlds, self.num_agents
+        env = a[:, 0].reshape(w, n).astype(np.int64) if self.rule.engine is not None else None
+        self._actions = (env, a[:, 1].reshape(w, n).astype(np.int64))
+
+    def set_symbol_probs(self, probs) -> None:
+        """Symbol-policy probabilities ``[num_slots, vocab_size]`` for the next step (all-NaN row:
+        not given, the learned self-model stands in)."""
+        self.rule.policy = policy_from_slots("set_symbol_probs", probs, self.num_worlds, self.num_agents,
+                                             self.vocab_size)

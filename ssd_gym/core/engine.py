@@ -131,6 +131,7 @@ class Engine:
     # ---- stepping ----------------------------------------------------------------------------
     def step(self, actions: np.ndarray) -> np.ndarray:
         """Advance every world one step with int64[B, N] actions; return the rewards."""
+        self.game.before_moves(self, actions)
         K.step_agents(actions, self.kinds, self.game.beam_length, self.world, self.tally)
         self.game.apply_rules(self, actions)
         self.t += 1

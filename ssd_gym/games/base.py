@@ -118,6 +118,9 @@ class Game:
     def reset_rule_state(self, engine, mask: np.ndarray) -> None:
         """Reset those arrays for the worlds in ``mask``."""
 
+    def before_moves(self, engine, actions: np.ndarray) -> None:
+        """Rules that act before the shared step's turns, moves and beams (none by default)."""
+
     def apply_rules(self, engine, actions: np.ndarray) -> None:
         """Run this game's dynamics after the shared step (regrowth, waste, boxes...)."""
 

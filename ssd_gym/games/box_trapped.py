@@ -33,15 +33,15 @@ TRAPPED = 1
 
 @njit(cache=True)
 def box_and_apples(actions, kinds, can_open, grid, occ, pos, t, box_cells, apple_cells,
-                   regrow_timer, regrow_delay, require_adjacent, box_open_step):
+                   regrow_timer, regrow_delay, require_adjacent, box_open_step, do_open, do_apples):
     """OPEN_BOX by an agent allowed to open (``can_open[i]``) removes the box walls and records
-    the step in ``box_open_step[b]``; an eaten apple grows back ``regrow_delay`` steps later, once
-    its cell is free."""
+    the step in ``box_open_step[b]`` (if ``do_open``); an eaten apple grows back ``regrow_delay``
+    steps later, once its cell is free (if ``do_apples``)."""
     B, N = actions.shape
     X = box_cells.shape[0]
     K = apple_cells.shape[0]
     for b in range(B):
-        if box_open_step[b] < 0:
+        if do_open and box_open_step[b] < 0:
             for i in range(N):
                 if not can_open[i] or kinds[actions[b, i]] != C.OPEN_BOX:
                     continue
@@ -57,6 +57,8 @@ def box_and_apples(actions, kinds, can_open, grid, occ, pos, t, box_cells, apple
                         grid[b, box_cells[x, 0], box_cells[x, 1]] = C.EMPTY
                     box_open_step[b] = t[b]
                     break
+        if not do_apples:
+            continue
         for k in range(K):
             r = apple_cells[k, 0]
             c = apple_cells[k, 1]
@@ -76,7 +78,12 @@ class BoxTrapped(Game):
       soon as its cell is free (1: inexhaustible, back the step after its eater leaves);
     * ``opaque_box`` (default True): while the box is shut the trapped agent sees only the cells
       next to it (the rest of its view is black and the influencer is not visible to it);
-    * ``open_requires_adjacency`` (default False: OPEN_BOX works from anywhere).
+    * ``open_requires_adjacency`` (default False: OPEN_BOX works from anywhere);
+    * ``open_before_moves`` (default False): OPEN_BOX takes effect before the step's moves, so a
+      trapped agent that moves up in the very step the box opens gets out at once. Its action then
+      depends on the influencer's *current* action, the same-step influence that the centralised
+      influence agent (``influence_basic``, whose influencee sees that action) is rewarded for; by
+      default the box opens after the moves and the trapped agent can leave from the next step.
 
     The trapped agent always starts facing up; the influencer's facing is random.
     """
@@ -92,7 +99,8 @@ class BoxTrapped(Game):
 
     @classmethod
     def option_defaults(cls) -> dict[str, Any]:
-        return {"apple_regrow_delay": 1, "opaque_box": True, "open_requires_adjacency": False}
+        return {"apple_regrow_delay": 1, "opaque_box": True, "open_requires_adjacency": False,
+                "open_before_moves": False}
 
     def validate(self) -> None:
         if self.num_agents != 2:
@@ -108,6 +116,7 @@ class BoxTrapped(Game):
         opts["apple_regrow_delay"] = check_int("apple_regrow_delay", opts["apple_regrow_delay"])
         opts["open_requires_adjacency"] = check_bool("open_requires_adjacency", opts["open_requires_adjacency"])
         opts["opaque_box"] = check_bool("opaque_box", opts["opaque_box"])
+        opts["open_before_moves"] = check_bool("open_before_moves", opts["open_before_moves"])
         self.can_open = np.array([True, False])
 
     def spawn_groups(self) -> tuple[list[np.ndarray], np.ndarray]:
@@ -123,11 +132,18 @@ class BoxTrapped(Game):
         engine.regrow_timer[mask] = 0
         engine.orient[mask, TRAPPED] = C.UP
 
+    def before_moves(self, engine, actions: np.ndarray) -> None:
+        if self.options["open_before_moves"]:
+            self._box_and_apples(engine, actions, do_open=True, do_apples=False)
+
     def apply_rules(self, engine, actions: np.ndarray) -> None:
+        self._box_and_apples(engine, actions, do_open=not self.options["open_before_moves"], do_apples=True)
+
+    def _box_and_apples(self, engine, actions: np.ndarray, do_open: bool, do_apples: bool) -> None:
         box_and_apples(actions, engine.kinds, self.can_open, engine.grid, engine.occ, engine.pos,
                        engine.t, self.layout.box_cells, self.layout.apple_cells, engine.regrow_timer,
                        self.options["apple_regrow_delay"], self.options["open_requires_adjacency"],
-                       engine.box_open_step)
+                       engine.box_open_step, do_open, do_apples)
 
     def edit_observation(self, engine, obs) -> None:
         """The dark box: a shut-in trapped agent sees its own cell and the walls next to it."""

@@ -143,6 +143,9 @@ def env_creator(env_config: dict | None = None, game: str | None = None) -> SSDM
     worker = int(getattr(env_config, "worker_index", 0) or 0)
     rewards = []
     for spec in cfg.get("rewards") or ():
+        if not isinstance(spec, dict):  # refused with its index by build_parallel_env
+            rewards.append(spec)
+            continue
         spec = dict(spec)
         if spec.get("type") == "influence":  # distinct MOA initialisations per env runner
             if "options" in spec:

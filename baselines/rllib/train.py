@@ -202,6 +202,7 @@ def _influence_wrappers(env_runner) -> list:
     vec = getattr(env_runner, "env", None)
     out = []
     for env in getattr(vec, "envs", None) or ():
+        env = getattr(env, "unwrapped", env)  # gymnasium's make() puts OrderEnforcing around ours
         w = env.wrapper_with("save_moa") if hasattr(env, "wrapper_with") else None
         if w is not None:
             out.append(w)
@@ -257,11 +258,11 @@ def restore_checkpoint(algo, path: Path) -> None:
         algo.env_runner_group.foreach_env_runner(_set_wrapper_states(states), local_env_runner=True)
 
 
-def build(args: Args):
-    """The RLlib ``Algorithm`` of ``args`` (Ray must be up)."""
+def build(args: Args, cfg=None):
+    """``(config, the RLlib Algorithm)`` of ``args`` (Ray must be up)."""
     from baselines.rllib.algo import ppo_config
 
-    cfg = load_agent_config(args.agent, args.game, args.overrides)
+    cfg = cfg or load_agent_config(args.agent, args.game, args.overrides)
     gpus, learners = gpus_per_learner(args)
     env_options = {k: v for k, v in (("num_agents", args.num_agents), ("max_cycles", args.max_cycles)) if v is not None}
     from baselines.rllib.algo import agents_of
@@ -280,6 +281,7 @@ def train(args: Args) -> dict[str, Any]:
     from baselines.config import dump_yaml
 
     validate(args)
+    cfg = load_agent_config(args.agent, args.game, args.overrides)  # bad names fail before Ray starts
     run_dir = run_dir_of(args)
     ckpt = run_dir / CHECKPOINT
     if args.fresh and run_dir.exists():
@@ -296,7 +298,7 @@ def train(args: Args) -> dict[str, Any]:
             raise ConfigError(f"{run_dir} holds a run with other settings {changed} (old, new); "
                               "pass --fresh to start over or another --run-dir")
     start_ray(args)
-    cfg, algo = build(args)
+    cfg, algo = build(args, cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "run.json").write_text(json.dumps({"args": meta, "config": cfg.to_dict()}, indent=1, default=str))
     (run_dir / "config.yaml").write_text(dump_yaml(cfg))

@@ -40,7 +40,12 @@ from baselines.config import GAMES, ConfigError
 from baselines.curves import final_scores, read_curve, run_curve, steps_to_positive
 from baselines.envs import METRIC_TITLES, METRICS
 
-ZOO = ("a3c", "visible_actions", "prosocial", "inequity_aversion", "influence_moa")
+ZOO = ("a3c", "visible_actions", "prosocial", "inequity_aversion", "influence_moa", "influence_basic", "influence_comm",
+       "comm_baseline")
+#: the paper's influence and communication agents (Experiments I-III) next to the selfish baseline
+SOCIAL = ("a3c", "influence_moa", "influence_basic", "influence_comm", "comm_baseline")
+#: the slowest configs per agent-step, started first: a shorter makespan when runs go two at a time
+SLOWEST_FIRST = ("influence_comm", "comm_baseline", "influence_moa", "influence_basic")
 CURVE_METRICS = ("collective_return", "equality", "equality_weighted_return", "sustainability")
 #: influence agents' extra columns (empty for the others)
 INFLUENCE_METRICS = ("influence_reward", "moa_accuracy")
@@ -82,6 +87,10 @@ PRESETS: dict[str, Preset] = {
     "quick": Preset(games=("cleanup_small", "harvest_small"), agents=("a3c", "prosocial", "inequity_aversion", "influence_moa"),
                     seeds=3, total_steps=500_000, game_steps={"harvest_small": 700_000}, num_worlds=32,
                     checkpoint_every=250_000),
+    # quick's maps and budgets with the paper's three influence agents and the communication baseline
+    # next to a3c (comm agents train a second learner per agent: about twice a3c's time)
+    "social": Preset(games=("cleanup_small", "harvest_small"), agents=SOCIAL, seeds=3, total_steps=500_000,
+                     game_steps={"harvest_small": 700_000}, num_worlds=32, checkpoint_every=250_000),
     # the paper's maps, 5 agents, 1000-step episodes; the budget is the user's (--total-steps)
     "paper": Preset(games=("cleanup", "harvest"), seeds=5, total_steps=None, num_worlds=16, num_agents=5,
                     max_cycles=1000, checkpoint_every=1_000_000),
@@ -164,8 +173,8 @@ def run_leaderboard(preset: Preset, out: Path, jobs: int = 2, verbose: bool = Tr
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "preset.json", asdict(preset))
     missing = [j for j in todo if not Path(j["result_path"]).exists()]
-    # the slowest runs (the MOA's) first: a shorter makespan when runs go two at a time
-    missing.sort(key=lambda j: Path(j["agent"]).stem != "influence_moa")
+    missing.sort(key=lambda j: SLOWEST_FIRST.index(Path(j["agent"]).stem) if Path(j["agent"]).stem in SLOWEST_FIRST
+                 else len(SLOWEST_FIRST))
     t0 = time.time()
     if verbose:
         print(f"leaderboard: {len(todo)} runs ({len(todo) - len(missing)} already done), {jobs} at a time", flush=True)

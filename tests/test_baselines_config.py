@@ -10,10 +10,11 @@ from baselines.config import GAMES, ConfigError, load_agent_config, zoo_names
 from baselines.train import TrainArgs, main as train_main, validate_args
 
 ROOT = Path(__file__).resolve().parents[1]
-ZOO = ["a3c", "visible_actions", "prosocial", "inequity_aversion", "influence_moa"]
+ZOO = ["a3c", "visible_actions", "prosocial", "inequity_aversion", "influence_moa", "influence_basic", "influence_comm",
+       "comm_baseline"]
 
 
-def test_zoo_ships_the_five_configs():
+def test_zoo_ships_the_eight_configs():
     assert set(ZOO) <= set(zoo_names())
 
 
@@ -33,6 +34,25 @@ def test_paper_values_table3_influence_moa():
     assert c.influence.divergence == "kl" and c.influence.train_only_visible is True
     h = load_agent_config("influence_moa", "harvest_small")  # small maps inherit their base game
     assert (h.ppo.ent_coef, h.influence.beta, h.influence.moa_loss_weight) == (0.00223, 2.521, 10.911)
+
+
+def test_paper_values_tables_1_and_2_centralised_agents():
+    b = load_agent_config("influence_basic", "cleanup")
+    assert (b.ppo.ent_coef, b.ppo.lr_init, b.ppo.lr_end) == (0.000248, 0.00107, 0.000042)
+    assert (b.influence.beta, b.influence.divergence, b.influence.influencers, b.influence.influencee_reward) == \
+        (0.146, "jsd", 1, True)
+    h = load_agent_config("influence_basic", "harvest")
+    assert (h.influence.beta, h.influence.divergence, h.influence.influencers, h.influence.influencee_reward) == \
+        (0.224, "pmi", 3, False)
+    assert load_agent_config("influence_basic", "harvest_small").influence.influencers == 2  # 3 agents there
+    c = load_agent_config("influence_comm", "cleanup_small")
+    assert (c.influence.beta, c.influence.alpha, c.ppo.ent_coef, c.ppo.lr_init) == (2.752, 0.0, 0.00305, 0.00249)
+    assert (c.communication.vocab_size, c.communication.ent_coef, c.communication.embedding) == (9, 0.000789, 32)
+    h = load_agent_config("influence_comm", "harvest")
+    assert (h.influence.beta, h.influence.alpha, h.communication.vocab_size, h.communication.embedding) == (4.825, 1.0, 7, 16)
+    base = load_agent_config("comm_baseline", "harvest")
+    assert (base.reward, base.influence.beta, base.ppo.ent_coef, base.ppo.lr_init) == ("influence_comm", 0.0, 0.000174, 0.00137)
+    assert base.communication.vocab_size == 7
 
 
 def test_paper_values_table1_and_prosocial():

@@ -126,13 +126,12 @@ class CentralisedInfluence:
     The driver calls :meth:`acted` after each learner acted (learner order: influencers first) and
     :meth:`stepped` after the env step, which returns every learner's reward for the step."""
 
-    def __init__(self, cfg: Any, learners: list[Any], groups: list[np.ndarray], num_worlds: int, num_agents: int,
-                 curriculum_steps: int) -> None:
+    def __init__(self, cfg: Any, learners: list[Any], num_worlds: int, num_agents: int, curriculum_steps: int) -> None:
         inf = cfg.influence
         self.beta, self.alpha, self.divergence, self.clip = inf.beta, inf.alpha, inf.divergence, inf.clip
         self.only_visible = inf.influence_only_visible
         self.curriculum_steps = int(curriculum_steps)
-        self.learners, self.groups = learners, groups
+        self.learners = learners  # learner i acts for agent i (and, for comm, N + i speaks for it)
         self.num_worlds, self.num_agents = num_worlds, num_agents
         self.global_step = 0  # env steps (num_worlds per step), the wrappers' curriculum unit
 
@@ -259,10 +258,10 @@ class CommInfluence(CentralisedInfluence):
         return [e[:, k].astype(np.float32) for k in range(n)] + [message[:, k].astype(np.float32) for k in range(n)]
 
 
-def make_social(cfg: Any, learners: list[Any], groups: list[np.ndarray], num_worlds: int, num_agents: int,
+def make_social(cfg: Any, learners: list[Any], num_worlds: int, num_agents: int,
                 curriculum_steps: int) -> CentralisedInfluence | None:
     """The config's centralised influence reward, or None for the other agents."""
     kinds = {"influence_basic": BasicInfluence, "influence_comm": CommInfluence}
     if cfg.reward not in kinds:
         return None
-    return kinds[cfg.reward](cfg, learners, groups, num_worlds, num_agents, curriculum_steps)
+    return kinds[cfg.reward](cfg, learners, num_worlds, num_agents, curriculum_steps)

@@ -165,7 +165,7 @@ def restore_players(loaded: tuple, num_worlds: int, seed: int, learner_seed: int
     restore_learners(ckpt, learners, state)
     for learner in learners:
         learner.policy.set_training_mode(False)
-    social = make_social(cfg, learners, [r.group for r in roles], num_worlds, n_agents,
+    social = make_social(cfg, learners, num_worlds, n_agents,
                          influence_curriculum_env_steps(cfg, a["total_steps"], n_agents))
     if social is not None:
         social.global_step = int(state.get("influence_global_step", 0))

@@ -146,7 +146,7 @@ def build(cfg: AgentConfig, args: TrainArgs, env_seed: int):
     n_agents = int(venv.num_agents)
     roles = team_roles(cfg, args.num_worlds, n_agents, venv.action_space)
     learners = make_learners(cfg, venv.observation_space, roles, seed=args.seed, device=args.device)
-    social = make_social(cfg, learners, [r.group for r in roles], args.num_worlds, n_agents,
+    social = make_social(cfg, learners, args.num_worlds, n_agents,
                          influence_curriculum_env_steps(cfg, args.total_steps, n_agents))
     episodes = EpisodeLog(n_agents)
     trainer = LockstepTrainer(venv, learners, roles, total_timesteps=args.total_steps, on_step=episodes.on_step,

@@ -22,7 +22,7 @@ def _team(agent, overrides=(), total=10_000):
     venv = make_env(cfg, GAME, WORLDS, seed=3, total_agent_steps=total)
     roles = team_roles(cfg, WORLDS, AGENTS, venv.action_space)
     learners = make_learners(cfg, venv.observation_space, roles, seed=0)
-    social = make_social(cfg, learners, [r.group for r in roles], WORLDS, AGENTS, curriculum_steps=0)
+    social = make_social(cfg, learners, WORLDS, AGENTS, curriculum_steps=0)
     trainer = LockstepTrainer(venv, learners, roles, total_timesteps=total, social=social)
     trainer.reset()
     return cfg, trainer

@@ -165,6 +165,16 @@ def test_trapped_agent_cannot_leave_closed_box():
     assert env.engine.box_open_step[0] == -1
 
 
+@pytest.mark.parametrize("before_moves, out_at_once", [(False, False), (True, True)])
+def test_open_before_moves_lets_the_trapped_agent_leave_in_the_opening_step(before_moves, out_at_once):
+    env = box_env(open_before_moves=before_moves)
+    act(env, "OPEN_BOX", "MOVE_UP")  # the trapped agent faces up: MOVE_UP leads out of the box
+    assert env.engine.box_open_step[0] == 0
+    assert tuple(env.engine.pos[0, 1]) == ((4, 4) if out_at_once else (5, 4))
+    act(env, "STAY", "MOVE_UP")  # either way it is out one step later
+    assert tuple(env.engine.pos[0, 1]) == ((3, 4) if out_at_once else (4, 4))
+
+
 def test_open_box_removes_walls_and_records_step():
     env = box_env(max_cycles=10)
     act(env, "STAY", "STAY")

@@ -270,7 +270,7 @@ def weights(algo) -> dict:
 
 def test_prosocial_trains_with_two_runners_reports_metrics_and_resumes(local_ray, tmp_path):
     args = Args(agent="prosocial", game="harvest_small", max_cycles=40, train_batch=240, minibatch=120,
-                max_seq_len=10, num_env_runners=2, run_dir=str(tmp_path), quiet=True, tensorboard=False)
+                max_seq_len=10, num_env_runners=2, envs_per_runner=1, run_dir=str(tmp_path), quiet=True, tensorboard=False)
     _, algo = build(args)
     try:
         assert algo.config.num_env_runners == 2
@@ -304,7 +304,8 @@ def test_prosocial_trains_with_two_runners_reports_metrics_and_resumes(local_ray
 
 def test_command_resumes_influence_run_with_its_moa(local_ray, tmp_path):
     common = dict(agent="influence_moa", game="box_trapped", max_cycles=25, train_batch=100, minibatch=100,
-                  max_seq_len=5, num_env_runners=1, run_dir=str(tmp_path), quiet=True, total_steps=10_000)
+                  max_seq_len=5, num_env_runners=1, envs_per_runner=1, run_dir=str(tmp_path), quiet=True,
+                  total_steps=10_000)
     first = train(Args(iterations=1, **common))
     assert (tmp_path / "checkpoint" / "ssd_wrappers.pt").exists()
     assert (tmp_path / "tb").is_dir() and any((tmp_path / "tb").iterdir())
@@ -364,7 +365,7 @@ def test_trains_on_an_existing_cluster_by_address(ray_head, tmp_path):
     address, env = ray_head
     cmd = [sys.executable, "-m", "baselines.rllib.train", "--agent", "prosocial", "--game", "harvest_small",
            "--max-cycles", "25", "--train-batch", "100", "--minibatch", "100", "--max-seq-len", "5",
-           "--num-env-runners", "1", "--iterations", "1", "--address", address, "--run-dir", str(tmp_path),
+           "--num-env-runners", "1", "--envs-per-runner", "1", "--iterations", "1", "--address", address, "--run-dir", str(tmp_path),
            "--no-tensorboard"]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr

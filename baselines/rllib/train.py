@@ -52,7 +52,7 @@ class Args:
     num_agents: int | None = None
     max_cycles: int | None = None
     num_env_runners: int = 2
-    envs_per_runner: int = 1
+    envs_per_runner: int = 8
     num_learners: int = 0
     gpus_per_learner: str = "auto"
     train_batch: int = 4000

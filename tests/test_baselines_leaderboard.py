@@ -96,6 +96,30 @@ def test_influence_plot_of_an_influence_run(tmp_path, capsys):
     assert plot.stat().st_size > 1000 and "influence plot:" in capsys.readouterr().out
 
 
+def test_comm_plot_and_centralised_influence_plot(tmp_path, capsys):
+    """ssd-eval --comm-plot (speaker consistency, instantaneous coordination) of a comm run, and
+    --influence-plot of a basic-influence run; --comm-plot is refused for agents without messages."""
+    run_leaderboard(Preset(games=(GAME,), agents=("influence_comm", "influence_basic"), seeds=1, total_steps=256,
+                           num_worlds=2, num_agents=2, max_cycles=16, checkpoint_every=256,
+                           overrides=tuple(TINY_SET) + ("influence.beta=1.0", "influence.influencers=1")), tmp_path, jobs=1,
+                    verbose=False)
+    comm = tmp_path / "runs" / GAME / "influence_comm" / "seed0"
+    res = evaluate_run(comm, episodes=2, num_worlds=2, record_messages=True)
+    symbols = np.asarray(res["messages"]["symbols"])
+    assert symbols.shape == (2, 16, 2) and symbols.max() < res["messages"]["vocab_size"]
+    plot = tmp_path / "comm.png"
+    assert eval_main([str(comm), "--episodes", "2", "--comm-plot", str(plot)]) == 0
+    out = capsys.readouterr().out
+    assert "speaker consistency per agent:" in out and plot.stat().st_size > 1000
+    basic = tmp_path / "runs" / GAME / "influence_basic" / "seed0"
+    trace = np.asarray(evaluate_run(basic, episodes=2, num_worlds=2, record_influence=True)["influence_trace"]["influence"])
+    # harvest's Table 1 divergence is PMI (of either sign); only agent 0, the influencer, has influence
+    assert trace.shape == (16, 2) and np.isfinite(trace).all() and np.abs(trace[:, 0]).max() > 0
+    assert (trace[:, 1] == 0).all()
+    assert eval_main([str(basic), "--episodes", "1", "--comm-plot", str(tmp_path / "no.png")]) == 2
+    assert "sends no messages" in capsys.readouterr().err and not (tmp_path / "no.png").exists()
+
+
 def test_mean_ci95():
     m, h = mean_ci95([1.0, 2.0, 3.0])
     assert m == 2.0 and h == pytest.approx(4.303 * 1.0 / 3 ** 0.5, rel=1e-3)

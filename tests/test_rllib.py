@@ -373,3 +373,18 @@ def test_trains_on_an_existing_cluster_by_address(ray_head, tmp_path):
     assert re.search(rf"Connecting to existing Ray cluster at address: \S+:{address.rsplit(':', 1)[1]}", done.stderr)
     assert "iter    1" in done.stdout and "collective_return=" in done.stdout
     assert (tmp_path / "checkpoint" / "rllib_checkpoint.json").exists()
+
+
+def test_module_one_step_path_equals_the_sequence_pass():
+    m = module(ssd_gym.parallel_env("harvest_small", obs_mode="rgb").observation_space("agent_0"), critic="separate")
+    obs = torch.randint(0, 256, (2, 4, 15, 15, 3), dtype=torch.uint8)
+    whole = m.forward_train(batch_of(m, obs, 2))
+    b = batch_of(m, obs[:, :1], 2)
+    logits = []
+    for t in range(4):  # step by step, as the env runners act, carrying the state
+        out = m.forward_exploration({Columns.OBS: obs[:, t:t + 1], Columns.STATE_IN: b[Columns.STATE_IN]})
+        logits.append(out[Columns.ACTION_DIST_INPUTS])
+        b[Columns.STATE_IN] = out[Columns.STATE_OUT]
+    assert torch.allclose(torch.cat(logits, dim=1), whole[Columns.ACTION_DIST_INPUTS], atol=1e-5)
+    for k in ("h", "c", "vh", "vc"):
+        assert torch.allclose(b[Columns.STATE_IN][k], whole[Columns.STATE_OUT][k], atol=1e-5)

@@ -67,6 +67,16 @@ def _encode(x: torch.Tensor, space: gym.Space, lead: tuple[int, ...]) -> torch.T
     return x.reshape(*lead, -1).float()
 
 
+def _run_lstm(lstm: nn.LSTM, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
+    """``lstm`` over ``x [B, T, F]`` from state ``(h, c) [B, H]``; one step (acting) by the LSTM cell
+    alone, which is several times cheaper than ``nn.LSTM``'s call for T = 1 (same result)."""
+    if x.shape[1] == 1:
+        h, c = torch.lstm_cell(x[:, 0], (h, c), lstm.weight_ih_l0, lstm.weight_hh_l0, lstm.bias_ih_l0, lstm.bias_hh_l0)
+        return h.unsqueeze(1), h, c
+    out, (h, c) = lstm(x, (h.unsqueeze(0), c.unsqueeze(0)))
+    return out, h.squeeze(0), c.squeeze(0)
+
+
 class SSDLstmModule(TorchRLModule, ValueFunctionAPI):
     """conv(3x3, 6) -> [visible actions] -> FC 32 -> FC 32 -> LSTM 128 -> policy logits, value."""
 
@@ -132,11 +142,11 @@ class SSDLstmModule(TorchRLModule, ValueFunctionAPI):
             x = torch.cat([x, *(_encode(obs[k], self.vector_spaces[k], (B * T,)) for k in self.vector_keys)], dim=1)
         x = self.fc(x).reshape(B, T, -1)
         state = batch[Columns.STATE_IN]
-        out, (h, c) = self.lstm(x, (state["h"].unsqueeze(0), state["c"].unsqueeze(0)))
-        state_out = {"h": h.squeeze(0), "c": c.squeeze(0)}
+        out, h, c = _run_lstm(self.lstm, x, state["h"], state["c"])
+        state_out = {"h": h, "c": c}
         if self.critic_lstm is not None:
-            vout, (vh, vc) = self.critic_lstm(x, (state["vh"].unsqueeze(0), state["vc"].unsqueeze(0)))
-            state_out.update(vh=vh.squeeze(0), vc=vc.squeeze(0))
+            vout, vh, vc = _run_lstm(self.critic_lstm, x, state["vh"], state["vc"])
+            state_out.update(vh=vh, vc=vc)
         else:
             vout = out.detach() if self.critic == "detached" else out
         return out, vout, state_out

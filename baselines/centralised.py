@@ -87,8 +87,9 @@ def counterfactual_probs(policy: Any, obs: dict, lstm_states: Any, episode_start
     """The policy's action probabilities with ``obs[key][:, c]`` replaced by each value
     ``v < num_values``, for each column ``c`` in ``columns``: ``[len(columns), num_values, B, A]``.
 
-    One acting step from ``lstm_states`` (no sampling, no state kept). The conv runs once; only the
-    FC layers, the LSTM cell and the head see the ``len(columns) * num_values`` variants."""
+    One acting step from ``lstm_states`` (no sampling, no state kept). The conv, and the first FC
+    layer's image part, run once; only the rest of the FC layers, the LSTM cell and the head see the
+    ``len(columns) * num_values`` variants."""
     pre = preprocess_obs(obs, policy.observation_space, normalize_images=policy.normalize_images)
     ext = policy.features_extractor
     image = ext.image_features(pre)  # [B, C]
@@ -103,7 +104,7 @@ def counterfactual_probs(policy: Any, obs: dict, lstm_states: Any, episode_start
         block[:, :, lo:lo + width] = 0.0
         block[th.arange(n_vals), :, lo + th.arange(n_vals)] = 1.0
     rows = n_cols * n_vals
-    features = ext.head(image.repeat(rows, 1), variants.reshape(rows * batch, -1))
+    features = ext.head_variants(image, variants)  # [rows * B, F]
     states = tuple(s.repeat(1, rows, 1) for s in lstm_states.pi)
     latent, _ = policy._process_sequence(features, states, episode_starts.repeat(rows), policy.lstm_actor)
     logits = policy.action_net(policy.mlp_extractor.forward_actor(latent))

@@ -217,6 +217,7 @@ class RolloutStats:
     env_s: float = 0.0
     policy_s: float = 0.0
     buffer_s: float = 0.0
+    social_s: float = 0.0  # the centralised influence's counterfactual passes (not in the other three)
 
 
 class LockstepTrainer:
@@ -285,6 +286,7 @@ class LockstepTrainer:
         step_out: list[tuple] = [()] * len(self.learners)
         learners, social = self.learners, self.social
         for _ in range(self.n_steps):
+            acted_s = stepped_s = 0.0
             t0 = time.perf_counter()
             before = None if social is None else TeamView([l._last_obs for l in learners],
                                                           [l._last_lstm_states for l in learners],
@@ -300,7 +302,9 @@ class LockstepTrainer:
                         probs_all = np.zeros((self.venv.num_envs, probs.shape[1]), dtype=np.float32)
                     probs_all[role.group] = probs.cpu().numpy()
                 if social is not None:
+                    ts = time.perf_counter()
                     social.acted(k, actions, probs, before)
+                    acted_s += time.perf_counter() - ts
                 step_out[k] = (actions, values, log_probs, states)
             t1 = time.perf_counter()
             if self.wants_probs:
@@ -310,8 +314,10 @@ class LockstepTrainer:
             next_obs = [as_learner_obs(lrn, take(new_obs, g)) for lrn, g in zip(learners, self.groups)]
             learner_rewards = [rewards[g] for g in self.groups]
             if social is not None:
+                ts = time.perf_counter()
                 after = TeamView(next_obs, [out[3] for out in step_out], [np.asarray(dones[g], dtype=bool) for g in self.groups])
                 learner_rewards = social.stepped(rewards, dones, infos, after)
+                stepped_s = time.perf_counter() - ts
             if self.on_step is not None:
                 self.on_step(infos, dones)
             for k, (learner, group) in enumerate(zip(learners, self.groups)):
@@ -332,9 +338,10 @@ class LockstepTrainer:
                 learner._last_episode_starts = g_dones
                 learner._last_lstm_states = states
             t3 = time.perf_counter()
-            self.stats.policy_s += t1 - t0
+            self.stats.policy_s += t1 - t0 - acted_s
             self.stats.env_s += t2 - t1
-            self.stats.buffer_s += t3 - t2
+            self.stats.buffer_s += t3 - t2 - stepped_s
+            self.stats.social_s += acted_s + stepped_s
         for learner in self.learners:
             with th.no_grad():
                 starts = _tensor(learner, learner._last_episode_starts, th.float32)

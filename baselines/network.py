@@ -112,6 +112,16 @@ class SSDFeaturesExtractor(BaseFeaturesExtractor):
         """The FC layers on the conv output and the vector keys."""
         return self.fc(image_features if vector is None else th.cat([image_features, vector], dim=1))
 
+    def head_variants(self, image_features: th.Tensor, vectors: th.Tensor) -> th.Tensor:
+        """:meth:`head` for ``R`` variants of the vector keys over the same images: ``image_features
+        [B, C]``, ``vectors [R, B, D]`` -> ``[R * B, F]``. The first layer's image part is computed
+        once: ``W [x; v] = W_x x + W_v v``."""
+        first = self.fc[0]
+        c = image_features.shape[1]
+        shared = nn.functional.linear(image_features, first.weight[:, :c], first.bias)  # [B, H]
+        x = shared.unsqueeze(0) + vectors @ first.weight[:, c:].T  # [R, B, H]
+        return self.fc[1:](x.reshape(-1, x.shape[-1]))
+
 
 class SSDLstmPolicy(RecurrentActorCriticPolicy):
     """sb3-contrib's recurrent actor-critic policy with a faster LSTM pass and a choice of critic.

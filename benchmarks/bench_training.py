@@ -9,7 +9,8 @@ measurements are interleaved ``--repeats`` times (so load on a shared machine hi
 the table gives medians:
 
 * the zoo (``baselines``) as it is here, for each of ``--agents``, with the wall-time shares of the
-  game engine, the reward wrappers (for influence_moa: the MOA), the policy's forward pass, the
+  game engine, the reward wrappers (for influence_moa: the MOA; for influence_basic and influence_comm:
+  their counterfactual passes through the others' policies), the policy's forward pass, the
   rollout buffers and the PPO update;
 * the same measurement of the zoo at git revision ``--baseline-rev`` (default: the last commit before
   the training speed-up), checked out in a temporary git worktree and run with its own configs;
@@ -68,7 +69,7 @@ def bench(agent: str, game: str, num_worlds: int, iterations: int, num_agents: i
     trainer.collect_rollouts()  # warm-up: numba/torch first calls
     trainer.train()
     engine_s[0] = 0.0
-    trainer.stats.env_s = trainer.stats.policy_s = trainer.stats.buffer_s = 0.0
+    trainer.stats.env_s = trainer.stats.policy_s = trainer.stats.buffer_s = trainer.stats.social_s = 0.0
     steps0 = trainer.num_timesteps
     t0 = time.perf_counter()
     train_s = 0.0
@@ -84,7 +85,8 @@ def bench(agent: str, game: str, num_worlds: int, iterations: int, num_agents: i
         "agent": agent, "game": game, "num_agents": int(venv.num_agents), "num_worlds": num_worlds,
         "agent_steps": steps, "wall_s": round(wall, 2), "agent_steps_per_s": round(steps / wall, 1),
         "engine_share": round(engine_s[0] / wall, 4),
-        "wrapper_share": round((trainer.stats.env_s - engine_s[0]) / wall, 4),
+        # the reward wrappers (influence_moa: its MOA) and the centralised agents' counterfactual passes
+        "wrapper_share": round((trainer.stats.env_s - engine_s[0] + trainer.stats.social_s) / wall, 4),
         "policy_forward_share": round(trainer.stats.policy_s / wall, 4),
         "buffer_share": round(trainer.stats.buffer_s / wall, 4),
         "ppo_update_share": round(train_s / wall, 4),
@@ -186,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = f", settings {' '.join(args.overrides)}" if args.overrides else ""
     print(f"game {args.game}, {args.num_worlds} worlds{settings}, one torch thread, {args.iterations} rollouts + updates after a "
           f"warm-up, median of {args.repeats} interleaved repeats (agent-steps/s)\n")
-    print("| what | agent-steps/s (median) | all repeats | wall time vs a3c | env (engine) | reward wrappers | policy forward | buffers | PPO update |")
+    print("| what | agent-steps/s (median) | all repeats | wall time vs a3c | env (engine) | reward wrappers / influence | policy forward | buffers | PPO update |")
     print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
     for name, rows in runs.items():
         speed = med(name)

@@ -37,7 +37,8 @@ import wrappers  # noqa: E402
 from baselines.config import ConfigError, load_agent_config  # noqa: E402
 from baselines.rllib import SSDLstmModule, SSDMultiAgentEnv, build_parallel_env, env_creator, ppo_config  # noqa: E402
 from baselines.rllib.metrics import episode_social_metrics  # noqa: E402
-from baselines.rllib.train import Args, build, main, restore_checkpoint, save_checkpoint, train  # noqa: E402
+from baselines.rllib.env import ReturnScaler  # noqa: E402
+from baselines.rllib.train import Args, _ssd_envs, build, main, restore_checkpoint, save_checkpoint, train  # noqa: E402
 from ssd_gym.metrics import INFO_KEY  # noqa: E402
 
 pytestmark = pytest.mark.rllib
@@ -97,6 +98,45 @@ def test_reward_wrappers_stack_and_match_the_wrappers_themselves():
         assert {a: i1[a]["extrinsic_reward"] for a in r0} == r0
         differs |= r1 != r0
     assert differs  # the wrappers did change some reward
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_reward_scaler_is_sb3s_running_std_of_the_discounted_return(shared):
+    from stable_baselines3.common.running_mean_std import RunningMeanStd
+
+    rng = np.random.default_rng(0)
+    scaler, gamma = ReturnScaler(3, 0.9, shared=shared), 0.9
+    rms = [RunningMeanStd(shape=()) for _ in range(1 if shared else 3)]
+    ret = np.zeros(3)
+    for t in range(60):
+        r = rng.normal(size=3) * 10
+        ret = ret * gamma + r
+        for i, m in enumerate(rms):
+            m.update(ret if shared else ret[i:i + 1])
+        want = r / np.sqrt(np.array([m.var for m in rms]) + 1e-8)
+        assert np.allclose(scaler(r), want)
+        if t == 29:
+            scaler.end_episode()
+            ret[:] = 0
+
+
+def test_normalized_rewards_leave_info_and_metrics_raw():
+    cfg = {"game": "harvest_small", "env_options": {"max_cycles": 30}, "normalize_reward": {"gamma": 0.99}}
+    scaled, raw = env_creator(cfg), env_creator({**cfg, "normalize_reward": None})
+    rng = np.random.default_rng(2)
+    scaled.reset(seed=5), raw.reset(seed=5)
+    seen = False
+    for _ in range(30):
+        acts = {a: int(rng.integers(raw.action_spaces[a].n)) for a in raw.possible_agents}
+        _, rs, _, trunc, infos = scaled.step(acts)
+        _, r0, _, _, infos0 = raw.step(acts)
+        assert {a: infos[a]["extrinsic_reward"] for a in r0} == r0
+        seen |= any(r0[a] != 0 and rs[a] != r0[a] for a in r0)
+    assert seen and trunc["__all__"]
+    assert infos["agent_0"][INFO_KEY] == infos0["agent_0"][INFO_KEY]
+    assert scaled.scaler.returns.tolist() == [0.0, 0.0, 0.0]  # reset at the episode's end
+    with pytest.raises(ValueError, match="normalize_reward"):
+        env_creator({**cfg, "normalize_reward": {"gama": 0.9}})
 
 
 def test_influence_env_uses_the_self_model_and_seeds_moa_by_worker():
@@ -236,6 +276,10 @@ def test_ppo_config_carries_the_zoo_config():
                      total_env_steps=10_000, num_env_runners=2, envs_per_runner=2)
     opts = moa.env_config["rewards"][0]["options"]
     assert moa.env_config["obs_mode"] == "dict" and opts["beta"] == pytest.approx(2.521)
+    assert pc.env_config["normalize_reward"] == {"gamma": cfg.ppo.gamma, "shared": False}
+    assert shared.env_config["normalize_reward"]["shared"] is True
+    box = ppo_config(load_agent_config("a3c", "box_trapped"), "box_trapped", total_env_steps=100)
+    assert box.env_config["normalize_reward"] is None and box.rl_module_spec.rl_module_specs["agent_0"].model_config["critic"] == "detached"
     assert opts["curriculum_steps"] == int(0.75 * 10_000 / 4)  # the fraction of the budget, per env copy
     with pytest.raises(ConfigError, match="num_env_runners"):
         ppo_config(cfg, "harvest_small", total_env_steps=10, num_env_runners=-1)
@@ -281,7 +325,11 @@ def test_prosocial_trains_with_two_runners_reports_metrics_and_resumes(local_ray
         assert ssd["equality"] == pytest.approx(1 - ssd["gini"])
         assert results[-1]["env_runners"]["num_episodes_lifetime"] >= 2 * 240 // 40
         saved = weights(algo)
+        counts = sorted(algo.env_runner_group.foreach_env_runner(
+            lambda r: [e.scaler.count.tolist() for e in _ssd_envs(r)], local_env_runner=False))
+        assert counts[0][0][0] > 100  # the reward scalers have run (the config normalises rewards)
         ckpt = save_checkpoint(algo, tmp_path)
+        assert (ckpt / "ssd_wrappers.pt").exists()
     finally:
         algo.stop()
     _, again = build(args)
@@ -290,6 +338,8 @@ def test_prosocial_trains_with_two_runners_reports_metrics_and_resumes(local_ray
         assert any(not np.array_equal(fresh["agent_0"][k], saved["agent_0"][k]) for k in saved["agent_0"])
         restore_checkpoint(again, ckpt)
         assert again.iteration == 2
+        assert sorted(again.env_runner_group.foreach_env_runner(
+            lambda r: [e.scaler.count.tolist() for e in _ssd_envs(r)], local_env_runner=False)) == counts
         restored = weights(again)
         for mid in saved:
             for k in saved[mid]:

@@ -8,9 +8,9 @@ config's PPO values and learning-rate schedule, and :class:`~baselines.rllib.met
 
 What differs from the zoo (sb3-contrib RecurrentPPO): RLlib's PPO is its own implementation, so
 minibatching (sequences of ``max_seq_len`` steps, zero-padded at episode ends), the value target and
-the loss details are RLlib's; ``ppo.normalize_reward`` has no RLlib counterpart and is not applied
-(the rewards reach the learner raw); the learning rate anneals linearly from ``lr_init`` to
-``lr_end`` over the budget in env steps (RLlib's schedules count env steps); PPO's KL penalty and
+the loss details are RLlib's; ``ppo.normalize_reward`` (which RLlib lacks) is applied in the env
+adapter, per env copy (``normalize_reward`` in :mod:`baselines.rllib.env`); the learning rate
+anneals linearly from ``lr_init`` to ``lr_end`` over the budget in env steps (RLlib's schedules count env steps); PPO's KL penalty and
 RLlib's value-loss clip are switched off, as in sb3-contrib.
 """
 
@@ -66,7 +66,7 @@ def reward_specs(cfg: AgentConfig, curriculum_env_steps: int, seed: int, num_age
 
 
 def env_config_for(cfg: AgentConfig, game: str, total_env_steps: int, num_envs: int, seed: int = 0,
-                   env_options: dict | None = None) -> dict[str, Any]:
+                   env_options: dict | None = None, sharing: str | None = None) -> dict[str, Any]:
     """The RLlib ``env_config`` of ``cfg`` on ``game``: obs mode, env options and reward wrappers.
 
     ``num_envs`` is the number of env copies that sample (runners x envs per runner): the influence
@@ -77,8 +77,10 @@ def env_config_for(cfg: AgentConfig, game: str, total_env_steps: int, num_envs: 
     options = {**cfg.env, **dict(env_options or {})}
     n = len(agents_of(game, options))
     per_env = cfg.influence.curriculum_fraction * total_env_steps / max(num_envs, 1)
+    scale = ({"gamma": cfg.ppo.gamma, "shared": (sharing or cfg.sharing) == "shared"}
+             if cfg.ppo.normalize_reward else None)
     return {"game": game, "obs_mode": cfg.obs_mode, "env_options": options, "seed": int(seed),
-            "rewards": reward_specs(cfg, per_env, seed, n)}
+            "rewards": reward_specs(cfg, per_env, seed, n), "normalize_reward": scale}
 
 
 def module_config(cfg: AgentConfig, max_seq_len: int | None = None) -> dict[str, Any]:
@@ -108,7 +110,7 @@ def ppo_config(cfg: AgentConfig, game: str, *, total_env_steps: int, num_env_run
         raise ConfigError(f"sharing must be 'independent' or 'shared', got {sharing!r}")
     register_envs()
     env_config = env_config_for(cfg, game, total_env_steps, max(num_env_runners, 1) * envs_per_runner,
-                                seed=seed, env_options=env_options)
+                                seed=seed, env_options=env_options, sharing=sharing)
     agents = agents_of(game, env_config["env_options"])
     spec = RLModuleSpec(module_class=SSDLstmModule, model_config=module_config(cfg, max_seq_len))
     if sharing == "independent":

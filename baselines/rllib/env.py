@@ -14,6 +14,11 @@ RLlib (new API stack) builds envs from a registered name and an ``env_config`` d
   (:class:`wrappers.InequityAversionReward`) or ``influence`` (:class:`wrappers.InfluenceReward`,
   keywords: :class:`wrappers.InfluenceOptions` fields); e.g.
   ``[{"type": "prosocial", "eta": 0.5}, {"type": "influence", "beta": 1.0}]``;
+* ``normalize_reward``: None (default) or ``{"gamma": g, "shared": bool}``: each agent's reward
+  divided by the running standard deviation of its discounted return (the zoo's
+  ``ppo.normalize_reward``, SB3's ``VecNormalize`` rule; one running estimate per agent, or one for
+  all when ``shared``), kept per env copy. Only what RLlib trains on is scaled: ``info`` keeps
+  ``extrinsic_reward`` and the episode's metrics are the game's own;
 * ``seed``: added to RLlib's worker index to seed the influence MOA's weights (the games are seeded
   by RLlib's own ``reset(seed=...)``, from ``config.debugging(seed=...)``).
 
@@ -47,7 +52,42 @@ REWARD_WRAPPERS = {
     "influence": wrappers.InfluenceReward,
 }
 ENV_NAME = "ssd_gym"
-CONFIG_KEYS = ("game", "obs_mode", "env_options", "rewards", "seed")
+CONFIG_KEYS = ("game", "obs_mode", "env_options", "rewards", "normalize_reward", "seed")
+
+
+class ReturnScaler:
+    """Rewards divided by the running std of the discounted return (``baselines.lockstep``'s rule:
+    SB3's ``VecNormalize(norm_reward=True)`` without clipping), per group of agents."""
+
+    def __init__(self, num_agents: int, gamma: float, shared: bool = False):
+        if not 0 <= gamma <= 1:
+            raise ValueError(f"normalize_reward gamma must lie in [0, 1], got {gamma}")
+        self.gamma, self.shared = float(gamma), bool(shared)
+        groups = 1 if shared else num_agents
+        self.mean, self.var, self.count = np.zeros(groups), np.ones(groups), np.full(groups, 1e-4)
+        self.returns = np.zeros(num_agents)
+
+    def __call__(self, rewards: np.ndarray) -> np.ndarray:
+        self.returns = self.returns * self.gamma + rewards
+        x = self.returns[None, :] if self.shared else self.returns[:, None]  # [groups, samples]
+        batch_mean, batch_var, n = x.mean(axis=1), x.var(axis=1), x.shape[1]
+        delta, total = batch_mean - self.mean, self.count + n
+        self.mean = self.mean + delta * n / total
+        self.var = (self.var * self.count + batch_var * n + delta ** 2 * self.count * n / total) / total
+        self.count = total
+        std = np.sqrt(self.var + 1e-8)
+        return rewards / (std[0] if self.shared else std)
+
+    def end_episode(self) -> None:
+        self.returns[:] = 0.0
+
+    def state_dict(self) -> dict:
+        return {"mean": self.mean.tolist(), "var": self.var.tolist(), "count": self.count.tolist(),
+                "returns": self.returns.tolist()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.mean, self.var, self.count, self.returns = (np.asarray(state[k], dtype=np.float64)
+                                                         for k in ("mean", "var", "count", "returns"))
 
 
 def _copy(obs: Any) -> Any:
@@ -63,7 +103,7 @@ class SSDMultiAgentEnv(MultiAgentEnv):
     truncation at ``max_cycles``.
     """
 
-    def __init__(self, par_env):
+    def __init__(self, par_env, normalize_reward: dict | None = None):
         for attr in ("reset", "step", "possible_agents", "observation_space", "action_space"):
             if not hasattr(par_env, attr):
                 raise TypeError(f"SSDMultiAgentEnv wraps a PettingZoo ParallelEnv, got {type(par_env).__name__} "
@@ -78,6 +118,12 @@ class SSDMultiAgentEnv(MultiAgentEnv):
         self.action_space = gym.spaces.Dict(self.action_spaces)
         self.metadata = getattr(par_env, "metadata", {})
         self.render_mode = getattr(par_env, "render_mode", None)
+        self.scaler = None
+        if normalize_reward:
+            if not isinstance(normalize_reward, dict) or set(normalize_reward) - {"gamma", "shared"}:
+                raise ValueError(f"normalize_reward must be None or {{'gamma': g, 'shared': bool}}, got {normalize_reward!r}")
+            self.scaler = ReturnScaler(len(self.possible_agents), normalize_reward.get("gamma", 0.99),
+                                       normalize_reward.get("shared", False))
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         obs, infos = self.par_env.reset(seed=seed, options=options)
@@ -92,6 +138,12 @@ class SSDMultiAgentEnv(MultiAgentEnv):
         terms["__all__"] = bool(terms) and all(terms.values())
         truncs["__all__"] = bool(truncs) and all(truncs.values())
         self.agents = list(self.par_env.agents)
+        if self.scaler is not None:
+            raw = np.array([float(rewards.get(a, 0.0)) for a in self.possible_agents])
+            scaled = self.scaler(raw)
+            rewards = {a: float(scaled[i]) for i, a in enumerate(self.possible_agents) if a in rewards}
+            if truncs["__all__"] or terms["__all__"]:
+                self.scaler.end_episode()
         return _copy(obs), {a: float(r) for a, r in rewards.items()}, terms, truncs, infos
 
     def render(self):
@@ -157,7 +209,7 @@ def env_creator(env_config: dict | None = None, game: str | None = None) -> SSDM
                 spec["seed"] = int(spec.get("seed", 0)) + int(cfg.get("seed", 0)) + worker
         rewards.append(spec)
     par = build_parallel_env(game, cfg.get("obs_mode", "rgb"), cfg.get("env_options"), rewards)
-    return SSDMultiAgentEnv(par)
+    return SSDMultiAgentEnv(par, normalize_reward=cfg.get("normalize_reward"))
 
 
 def register_envs() -> list[str]:

@@ -8,7 +8,8 @@ A run directory (default ``runs/rllib/<game>/<agent>/seed<seed>``) holds ``run.j
 arguments and the resolved config), ``progress.jsonl`` (one line per iteration: steps, returns, the
 social metrics), TensorBoard event files under ``tb/`` (every numeric result of every iteration,
 e.g. ``env_runners/ssd/collective_return``) and ``checkpoint/`` (RLlib's ``algo.save_to_path``, plus
-the reward wrappers' state: the influence MOAs and curriculum step, in ``ssd_wrappers.pt``). Run
+what RLlib does not know of, kept by every env copy: the influence MOA and its curriculum step, the
+reward scaler's running statistics, in ``ssd_wrappers.pt``). Run
 again with the same directory to resume from its checkpoint (``--fresh`` starts over). Training
 stops at ``--total-steps`` agent-steps (or ``--iterations``).
 
@@ -198,32 +199,38 @@ def last_progress(run_dir: Path, iteration: int) -> dict[str, Any]:
 
 
 # ---- the reward wrappers' state (not part of RLlib's checkpoint) -------------------------------
-def _influence_wrappers(env_runner) -> list:
+def _ssd_envs(env_runner) -> list:
+    """The runner's SSDMultiAgentEnv copies (none on a driver-side runner without envs)."""
     vec = getattr(env_runner, "env", None)
-    out = []
-    for env in getattr(vec, "envs", None) or ():
-        env = getattr(env, "unwrapped", env)  # gymnasium's make() puts OrderEnforcing around ours
-        w = env.wrapper_with("save_moa") if hasattr(env, "wrapper_with") else None
-        if w is not None:
-            out.append(w)
-    return out
+    # gymnasium's make() puts OrderEnforcing around ours
+    return [getattr(e, "unwrapped", e) for e in getattr(vec, "envs", None) or ()]
 
 
 def _wrapper_states(env_runner) -> tuple[int, list[dict]]:
     states = []
-    for w in _influence_wrappers(env_runner):
-        buf = io.BytesIO()
-        w.save_moa(buf)
-        states.append({"moa": buf.getvalue(), "global_step": int(w.rule.global_step)})
-    return int(getattr(env_runner, "worker_index", 0)), states
+    for env in _ssd_envs(env_runner):
+        state = {}
+        w = env.wrapper_with("save_moa") if hasattr(env, "wrapper_with") else None
+        if w is not None:
+            buf = io.BytesIO()
+            w.save_moa(buf)
+            state.update(moa=buf.getvalue(), global_step=int(w.rule.global_step))
+        if getattr(env, "scaler", None) is not None:
+            state["scaler"] = env.scaler.state_dict()
+        states.append(state)
+    return int(getattr(env_runner, "worker_index", 0)), states if any(states) else []
 
 
 def _set_wrapper_states(states: dict):
     def apply(env_runner):
         mine = states.get(int(getattr(env_runner, "worker_index", 0)), [])
-        for w, s in zip(_influence_wrappers(env_runner), mine):
-            w.load_moa(io.BytesIO(s["moa"]))
-            w.rule.global_step = int(s["global_step"])
+        for env, s in zip(_ssd_envs(env_runner), mine):
+            if "moa" in s:
+                w = env.wrapper_with("save_moa")
+                w.load_moa(io.BytesIO(s["moa"]))
+                w.rule.global_step = int(s["global_step"])
+            if "scaler" in s and env.scaler is not None:
+                env.scaler.load_state_dict(s["scaler"])
         return len(mine)
     return apply
 

@@ -310,8 +310,13 @@ def communication_measures(result: dict[str, Any]) -> dict[str, Any]:
     actions, symbols, influence = np.asarray(m["actions"]), np.asarray(m["symbols"]), np.asarray(m["influence"])
     na, nv = m["num_actions"], m["vocab_size"]
     moments = influence >= np.nanmean(influence, axis=(0, 1), keepdims=True)
+    # a speaker that always says the same scores at least 0.5 (its symbol given its action is certain):
+    # read the consistency next to how much of the vocabulary it uses (entropy / log vocab_size)
+    counts = np.stack([np.bincount(symbols[..., k].ravel(), minlength=nv) for k in range(symbols.shape[-1])])
+    p = counts / counts.sum(1, keepdims=True)
+    entropy = -(np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0)).sum(1) / np.log(nv)
     out = {"speaker_consistency": speaker_consistency(actions, symbols, na, nv).tolist(),
-           "influential_share": float(moments.mean())}
+           "symbol_entropy": entropy.tolist(), "influential_share": float(moments.mean())}
     for name, signals, size in (("symbol_action_ic", symbols, nv), ("action_action_ic", actions, na)):
         out[name] = float(np.nanmax(instantaneous_coordination(signals, actions, size, na)))
         out[name + "_influential"] = float(np.nanmax(instantaneous_coordination(signals, actions, size, na, moments)))
@@ -327,10 +332,13 @@ def plot_communication(result: dict[str, Any], measures: dict[str, Any], path: s
     import matplotlib.pyplot as plt
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8, 3.2))
-    sc = measures["speaker_consistency"]
-    ax1.bar([f"agent {k}" for k in range(len(sc))], sc, color="tab:blue")
+    sc, ent = measures["speaker_consistency"], measures["symbol_entropy"]
+    x = np.arange(len(sc))
+    ax1.bar(x - 0.2, sc, 0.4, color="tab:blue", label="speaker consistency")
+    ax1.bar(x + 0.2, ent, 0.4, color="tab:gray", label="symbol entropy / log vocab")
+    ax1.set_xticks(x, [f"agent {k}" for k in x])
     ax1.set_ylim(0, 1)
-    ax1.set_ylabel("speaker consistency")
+    ax1.legend(fontsize=7)
     names = ("symbol_action_ic", "action_action_ic")
     x = np.arange(len(names))
     ax2.bar(x - 0.2, [measures[n] for n in names], 0.4, label="all steps")
@@ -410,7 +418,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"influence plot: {plot_influence(res, ns.influence_plot)}")
     if ns.comm_plot:
         res["communication"] = measures = communication_measures(res)
-        print("\nspeaker consistency per agent: " + ", ".join(f"{v:.3f}" for v in measures["speaker_consistency"]))
+        print("\nspeaker consistency per agent: " + ", ".join(f"{v:.3f}" for v in measures["speaker_consistency"])
+              + "; symbol entropy / log vocab: " + ", ".join(f"{v:.3f}" for v in measures["symbol_entropy"]))
         for name in ("symbol_action_ic", "action_action_ic"):
             print(f"{name.replace('_', ' ')} (max over pairs): {measures[name]:.4f} nats; at influential moments "
                   f"({measures['influential_share']:.1%} of steps): {measures[name + '_influential']:.4f}")

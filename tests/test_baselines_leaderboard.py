@@ -110,7 +110,7 @@ def test_comm_plot_and_centralised_influence_plot(tmp_path, capsys):
     plot = tmp_path / "comm.png"
     assert eval_main([str(comm), "--episodes", "2", "--comm-plot", str(plot)]) == 0
     out = capsys.readouterr().out
-    assert "speaker consistency per agent:" in out and plot.stat().st_size > 1000
+    assert "speaker consistency per agent:" in out and "symbol entropy" in out and plot.stat().st_size > 1000
     basic = tmp_path / "runs" / GAME / "influence_basic" / "seed0"
     trace = np.asarray(evaluate_run(basic, episodes=2, num_worlds=2, record_influence=True)["influence_trace"]["influence"])
     # harvest's Table 1 divergence is PMI (of either sign); only agent 0, the influencer, has influence

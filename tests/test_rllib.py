@@ -438,3 +438,16 @@ def test_module_one_step_path_equals_the_sequence_pass():
     assert torch.allclose(torch.cat(logits, dim=1), whole[Columns.ACTION_DIST_INPUTS], atol=1e-5)
     for k in ("h", "c", "vh", "vc"):
         assert torch.allclose(b[Columns.STATE_IN][k], whole[Columns.STATE_OUT][k], atol=1e-5)
+
+
+def test_progress_rows_leave_out_iterations_without_episodes():
+    from baselines.rllib.train import progress_row
+
+    result = {"training_iteration": 4, "time_this_iter_s": 1.0,
+              "env_runners": {"num_agent_steps_sampled_lifetime": {"agent_0": 10, "agent_1": 12},
+                              "num_env_steps_sampled_lifetime": 12, "episode_return_mean": float("nan"),
+                              "ssd": {"peace": float("nan"), "equality": 0.5}}}
+    row = progress_row(result)
+    assert row["agent_steps"] == 22 and row["env_steps"] == 12 and row["iteration"] == 4
+    assert "episode_return_mean" not in row and "ssd/peace" not in row and row["ssd/equality"] == 0.5
+    json.dumps(row, allow_nan=False)

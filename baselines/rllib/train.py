@@ -182,7 +182,8 @@ def progress_row(result: dict) -> dict[str, Any]:
         if key in result.get(group, {}):
             row[key] = result[group][key]
     row.update({f"ssd/{k}": v for k, v in (er.get("ssd") or {}).items()})
-    return row
+    # an iteration in which no episode ended has NaN episode metrics: left out
+    return {k: v for k, v in row.items() if not (isinstance(v, float) and not math.isfinite(v))}
 
 
 def last_progress(run_dir: Path, iteration: int) -> dict[str, Any]:
@@ -341,8 +342,10 @@ def train(args: Args) -> dict[str, Any]:
                 if not args.quiet:
                     social = " ".join(f"{k[4:]}={v:.3g}" for k, v in row.items() if k.startswith("ssd/"))
                     ret = row.get("episode_return_mean")
-                    print(f"iter {row['iteration']:4d}  agent-steps {steps:>9d}  return {ret if ret is None else f'{ret:.3g}'}"
-                          f"  {social}  ({row['time_this_iter_s']:.1f} s)", flush=True)
+                    episodes = (f"return {ret:.3g}  {social}" if ret is not None
+                                else "(no episode ended in this iteration)")
+                    print(f"iter {row['iteration']:4d}  agent-steps {steps:>9d}  {episodes}"
+                          f"  ({row['time_this_iter_s']:.1f} s)", flush=True)
                 if algo.iteration - last_saved >= args.checkpoint_every:
                     save_checkpoint(algo, run_dir)
                     last_saved = algo.iteration

@@ -383,7 +383,9 @@ def ray_head():
     """``ray start --head`` on the loopback address, as a separate process; stopped (by its pid) at
     the end. Ray 2.59+ turns token authentication on for such a head, so the test makes a token and
     gives it to the head and to the driver (RAY_AUTH_MODE / RAY_AUTH_TOKEN; Ray reads them when a
-    process first starts Ray, so the driver is a process of its own). Yields (address, env)."""
+    process first starts Ray, so the driver is a process of its own). Ray records the machine's own
+    address as the node's IP even for ``--node-ip-address=127.0.0.1`` (``resolve_ip_for_localhost``);
+    the GCS listens on every interface and the driver connects through 127.0.0.1. Yields (address, env)."""
     port = free_port()
     env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
     temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths must stay < 108 chars

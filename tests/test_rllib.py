@@ -453,3 +453,18 @@ def test_progress_rows_leave_out_iterations_without_episodes():
     assert row["agent_steps"] == 22 and row["env_steps"] == 12 and row["iteration"] == 4
     assert "episode_return_mean" not in row and "ssd/peace" not in row and row["ssd/equality"] == 0.5
     json.dumps(row, allow_nan=False)
+
+
+def test_every_zoo_reward_trains_through_episode_ends(local_ray, tmp_path):
+    """a3c (one shared module), inequity_aversion and visible_actions (one module per agent), in the
+    driver (0 env runners): one iteration each, over at least one episode end."""
+    for agent, sharing in (("a3c", "shared"), ("inequity_aversion", None), ("visible_actions", None)):
+        row = train(Args(agent=agent, game="cleanup_small", max_cycles=20, train_batch=40, minibatch=40,
+                         max_seq_len=5, num_env_runners=0, envs_per_runner=2, iterations=1, sharing=sharing,
+                         run_dir=str(tmp_path / agent), quiet=True, tensorboard=False))
+        assert row["iteration"] == 1 and row["agent_steps"] >= 120, agent
+        for k in SOCIAL:
+            assert np.isfinite(row[f"ssd/{k}"]), (agent, k)
+        saved = tmp_path / agent / "checkpoint" / "learner_group" / "learner" / "rl_module"
+        modules = {p.name for p in saved.iterdir() if p.is_dir()}
+        assert modules == ({"shared"} if sharing == "shared" else {"agent_0", "agent_1", "agent_2"}), agent

@@ -468,3 +468,22 @@ def test_every_zoo_reward_trains_through_episode_ends(local_ray, tmp_path):
         saved = tmp_path / agent / "checkpoint" / "learner_group" / "learner" / "rl_module"
         modules = {p.name for p in saved.iterdir() if p.is_dir()}
         assert modules == ({"shared"} if sharing == "shared" else {"agent_0", "agent_1", "agent_2"}), agent
+
+
+@pytest.mark.parametrize("gpus, cuda, asked, want", [
+    (0, False, ("auto", 0), (0.0, 0)),      # no GPU in the cluster: learn on CPUs, in the driver
+    (2, True, ("auto", 0), (1.0, 0)),       # the driver has CUDA: its local learner takes a GPU
+    (2, False, ("auto", 0), (1.0, 1)),      # GPUs elsewhere only: one remote learner takes one
+    (4, False, ("auto", 3), (1.0, 3)),      # learners asked for: one GPU each
+    (4, True, ("0.5", 2), (0.5, 2)),        # a number is taken as given
+])
+def test_gpu_learners_when_the_cluster_has_gpus(monkeypatch, gpus, cuda, asked, want):
+    """The --gpus-per-learner auto rule (the GPU path itself is not run here: no GPU on this machine)."""
+    from baselines.rllib.train import gpus_per_learner
+
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2.0, "GPU": float(gpus)})
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    assert gpus_per_learner(Args(gpus_per_learner=asked[0], num_learners=asked[1])) == want
+    pc = ppo_config(load_agent_config("a3c", "harvest_small"), "harvest_small", total_env_steps=100,
+                    num_learners=want[1], gpus_per_learner=want[0])
+    assert (pc.num_learners, pc.num_gpus_per_learner) == (want[1], want[0])

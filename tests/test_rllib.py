@@ -273,8 +273,9 @@ def test_ppo_config_carries_the_zoo_config():
     shared = ppo_config(cfg, "harvest_small", total_env_steps=10_000, sharing="shared")
     assert set(shared.policies) == {"shared"} and shared.policy_mapping_fn("agent_2", None) == "shared"
     moa = ppo_config(load_agent_config("influence_moa", "harvest_small"), "harvest_small",
-                     total_env_steps=10_000, num_env_runners=2, envs_per_runner=2)
+                     total_env_steps=10_000, num_env_runners=2, envs_per_runner=2, seed=7)
     opts = moa.env_config["rewards"][0]["options"]
+    assert opts["seed"] == 7 and "seed" not in moa.env_config and moa.seed == 7  # + worker index: env_creator
     assert moa.env_config["obs_mode"] == "dict" and opts["beta"] == pytest.approx(2.521)
     assert pc.env_config["normalize_reward"] == {"gamma": cfg.ppo.gamma, "shared": False}
     assert shared.env_config["normalize_reward"]["shared"] is True

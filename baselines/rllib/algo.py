@@ -79,7 +79,9 @@ def env_config_for(cfg: AgentConfig, game: str, total_env_steps: int, num_envs: 
     per_env = cfg.influence.curriculum_fraction * total_env_steps / max(num_envs, 1)
     scale = ({"gamma": cfg.ppo.gamma, "shared": (sharing or cfg.sharing) == "shared"}
              if cfg.ppo.normalize_reward else None)
-    return {"game": game, "obs_mode": cfg.obs_mode, "env_options": options, "seed": int(seed),
+    # the run's seed is already the MOA's (influence_options(seed=...)); the env creator adds the
+    # worker index, and RLlib seeds the games from config.debugging(seed=...)
+    return {"game": game, "obs_mode": cfg.obs_mode, "env_options": options,
             "rewards": reward_specs(cfg, per_env, seed, n), "normalize_reward": scale}
 
 

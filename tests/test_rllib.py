@@ -286,6 +286,9 @@ def test_ppo_config_carries_the_zoo_config():
         ppo_config(cfg, "harvest_small", total_env_steps=10, num_env_runners=-1)
     with pytest.raises(ConfigError, match="sharing"):
         ppo_config(cfg, "harvest_small", total_env_steps=10, sharing="communal")
+    for agent in ("influence_basic", "influence_comm", "comm_baseline"):  # the zoo's centralised agents
+        with pytest.raises(ConfigError, match="use ssd-train"):
+            ppo_config(load_agent_config(agent, "harvest_small"), "harvest_small", total_env_steps=10)
 
 
 @pytest.mark.parametrize("argv, match", [

@@ -24,7 +24,7 @@ from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
 import ssd_gym
-from baselines.config import AgentConfig, ConfigError, check_game
+from baselines.config import CENTRALISED, AgentConfig, ConfigError, check_game
 from baselines.rllib.env import ENV_NAME, register_envs
 from baselines.rllib.metrics import SSDMetricsCallback
 from baselines.rllib.module import SSDLstmModule
@@ -53,6 +53,10 @@ def agents_of(game: str, env_options: dict | None = None) -> list[str]:
 
 def reward_specs(cfg: AgentConfig, curriculum_env_steps: int, seed: int, num_agents: int) -> list[dict]:
     """The ``rewards`` entry of the env_config for ``cfg.reward`` (baselines.envs.wrap_rewards' values)."""
+    if cfg.reward in CENTRALISED:  # without this check they would train silently as a3c
+        raise ConfigError(f"reward {cfg.reward} reads the other learners' policies at every step (the zoo's "
+                          "lockstep driver, baselines.centralised); RLlib runs none, prosocial, inequity_aversion "
+                          "and influence_moa: use ssd-train for it")
     if cfg.reward == "prosocial":
         return [{"type": "prosocial", "eta": cfg.prosocial.eta}]
     if cfg.reward == "inequity_aversion":

@@ -140,13 +140,10 @@ class CentralisedInfluence:
     def influence_weight(self) -> float:
         return curriculum_weight(self.beta, self.global_step, self.curriculum_steps)
 
-    def _tensor(self, j: int, obs: Any) -> Any:
-        return obs_as_tensor(obs, self.learners[j].device)
-
     def _cf(self, j: int, team: TeamView, key: str, columns: list[int], num_values: int) -> th.Tensor:
         learner = self.learners[j]
         starts = th.as_tensor(np.asarray(team.starts[j], dtype=np.float32), device=learner.device)
-        return counterfactual_probs(learner.policy, self._tensor(j, team.obs[j]), team.states[j], starts,
+        return counterfactual_probs(learner.policy, obs_as_tensor(team.obs[j], learner.device), team.states[j], starts,
                                     key, columns, num_values)
 
     def _visible(self, team: TeamView, k: int, others: list[int]) -> th.Tensor | None:
@@ -166,9 +163,6 @@ class CentralisedInfluence:
         """``info["influence_reward"]`` of every slot: the raw (clipped) influence, ``[W, N]``."""
         for s, value in enumerate(influence.reshape(-1).tolist()):
             infos[s]["influence_reward"] = value
-
-    def state_dict(self) -> dict[str, int]:
-        return {"global_step": int(self.global_step)}
 
 
 class BasicInfluence(CentralisedInfluence):

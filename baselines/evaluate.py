@@ -26,10 +26,9 @@ from stable_baselines3.common.utils import obs_as_tensor
 from baselines.checkpoint import atomic_write_json, latest_checkpoint, load_state, restore_learners, restore_moa
 from baselines.cli import integer, report
 from baselines.config import ConfigError, from_dict
-from baselines.envs import METRIC_TITLES, METRICS, base_of, influence_wrapper, make_env
 from baselines.centralised import TeamView, make_social
-from baselines.envs import influence_curriculum_env_steps
-from baselines.lockstep import as_learner_obs, empty_actions, make_learners, policy_step, put_actions, take, team_roles
+from baselines.envs import METRIC_TITLES, METRICS, base_of, influence_curriculum_env_steps, influence_wrapper, make_env
+from baselines.lockstep import empty_actions, learner_obs, make_learners, policy_step, put_actions, team_roles
 from baselines.curves import episode_record
 from ssd_gym.metrics import INFO_KEY
 from ssd_gym.rendering import check_video_path, draw_world, write_video
@@ -130,8 +129,7 @@ class Players:
         ``actions`` and, for the action learners, ``probs`` (per slot) and replaces its entry of
         ``lstm``; ``starts[k]``: learner k's episode-start flags. ``edit(k, actions)``, if given,
         replaces learner k's sampled actions before anyone sees them (experiments that force a move)."""
-        view = TeamView([as_learner_obs(lrn, take(obs, r.group)) for lrn, r in zip(self.learners, self.roles)],
-                        list(lstm), list(starts))
+        view = TeamView(learner_obs(self.learners, self.groups, obs), list(lstm), list(starts))
         for k, (learner, role) in enumerate(zip(self.learners, self.roles)):
             obs_t = obs_as_tensor(view.obs[k], learner.device)
             act, _, _, lstm[k], p = policy_step(learner.policy, obs_t, lstm[k],
@@ -146,8 +144,8 @@ class Players:
     def stepped(self, obs: Any, lstm: list[Any], rewards: np.ndarray, dones: np.ndarray, infos: list[dict]) -> None:
         """After the env step: the centralised influence of the step into ``infos`` (as in training)."""
         if self.social is not None:
-            after = TeamView([as_learner_obs(lrn, take(obs, r.group)) for lrn, r in zip(self.learners, self.roles)],
-                             list(lstm), [np.asarray(dones[r.group], dtype=bool) for r in self.roles])
+            after = TeamView(learner_obs(self.learners, self.groups, obs), list(lstm),
+                             [np.asarray(dones[g], dtype=bool) for g in self.groups])
             self.social.stepped(rewards, dones, infos, after)
 
 

@@ -201,6 +201,11 @@ def take(obs: Any, idx: np.ndarray | slice) -> Any:
     return {k: v[idx] for k, v in obs.items()} if isinstance(obs, dict) else obs[idx]
 
 
+def learner_obs(learners: list[RecurrentPPO], groups: list[np.ndarray], obs: Any) -> list[Any]:
+    """Each learner's rows of the env's batched observation, as its policy takes them."""
+    return [as_learner_obs(lrn, take(obs, g)) for lrn, g in zip(learners, groups)]
+
+
 def as_learner_obs(learner: RecurrentPPO, obs: Any) -> Any:
     """Channels-last env images -> what the learner's policy was built for (SB3 transposes images)."""
     return learner.env.transpose_observations(obs) if isinstance(learner.env, VecTransposeImage) else obs
@@ -311,7 +316,7 @@ class LockstepTrainer:
                 self.venv.set_action_probs(probs_all)
             new_obs, rewards, dones, infos = self.venv.step(actions_all)
             t2 = time.perf_counter()
-            next_obs = [as_learner_obs(lrn, take(new_obs, g)) for lrn, g in zip(learners, self.groups)]
+            next_obs = learner_obs(learners, self.groups, new_obs)
             learner_rewards = [rewards[g] for g in self.groups]
             if social is not None:
                 ts = time.perf_counter()

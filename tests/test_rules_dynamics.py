@@ -175,6 +175,25 @@ def test_open_before_moves_lets_the_trapped_agent_leave_in_the_opening_step(befo
     assert tuple(env.engine.pos[0, 1]) == ((3, 4) if out_at_once else (4, 4))
 
 
+@pytest.mark.parametrize("before_moves", [False, True])
+def test_shut_move_cost_charges_only_moves_tried_in_the_shut_box(before_moves):
+    env = box_env(shut_move_cost=0.25, open_before_moves=before_moves)
+    paid = [act(env, "STAY", a)[1]["agent_1"] for a in ("MOVE_UP", "MOVE_LEFT", "STAY", "TURN_CLOCKWISE")]
+    assert paid == [-0.25, -0.25, 0.0, 0.0]
+    assert act(env, "STAY", "MOVE_DOWN")[1]["agent_0"] == 0.0  # the influencer never pays
+    _, rewards, *_ = act(env, "OPEN_BOX", "MOVE_UP")
+    # box opened before the moves: the move leads out and is free; after them, it still pushed a wall
+    assert rewards["agent_1"] == (0.0 if before_moves else -0.25)
+    assert act(env, "STAY", "MOVE_DOWN")[1]["agent_1"] == 0.0  # open box: moves are free
+    assert env.engine.returns[0, 1] == pytest.approx(-0.25 * (3 if before_moves else 4))
+
+
+@pytest.mark.parametrize("bad, error", [(-1.0, ValueError), (float("nan"), ValueError), ("1", TypeError), (True, TypeError)])
+def test_shut_move_cost_refuses_bad_values(bad, error):
+    with pytest.raises(error, match="shut_move_cost"):
+        ssd_gym.parallel_env("box_trapped", shut_move_cost=bad)
+
+
 def test_open_box_removes_walls_and_records_step():
     env = box_env(max_cycles=10)
     act(env, "STAY", "STAY")

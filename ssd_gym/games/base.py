@@ -32,11 +32,23 @@ def check_int(name: str, value: Any, minimum: int = 1) -> int:
     return int(value)
 
 
-def check_prob(name: str, value: Any) -> float:
+def check_number(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+    return float(value)
+
+
+def check_prob(name: str, value: Any) -> float:
+    value = check_number(name, value)
     if not (math.isfinite(value) and 0.0 <= value <= 1.0):
         raise ValueError(f"{name} must be a probability in [0, 1], got {value}")
+    return float(value)
+
+
+def check_cost(name: str, value: Any) -> float:
+    value = check_number(name, value)
+    if not (math.isfinite(value) and value >= 0.0):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
     return float(value)
 
 

@@ -25,10 +25,11 @@ from numba import njit
 
 from ..core import constants as C
 from ..core.layout import MapError
-from .base import BASE_ACTION_KINDS, BASE_ACTION_NAMES, Game, check_bool, check_int
+from .base import BASE_ACTION_KINDS, BASE_ACTION_NAMES, Game, check_bool, check_cost, check_int
 
 INFLUENCER = 0
 TRAPPED = 1
+MOVE_KINDS = (C.MOVE_LEFT, C.MOVE_RIGHT, C.MOVE_UP, C.MOVE_DOWN)
 
 
 @njit(cache=True)
@@ -84,6 +85,10 @@ class BoxTrapped(Game):
       depends on the influencer's *current* action, the same-step influence that the centralised
       influence agent (``influence_basic``, whose influencee sees that action) is rewarded for; by
       default the box opens after the moves and the trapped agent can leave from the next step.
+    * ``shut_move_cost`` (default 0.0): what the trapped agent pays for every move it tries while the
+      box is shut (pushing against the walls). With it, standing still is the trapped agent's best
+      action in the shut box and moving up its best one once the box opens, so what it does depends
+      on whether the influencer opens; with ``open_before_moves`` that happens in the same step.
 
     The trapped agent always starts facing up; the influencer's facing is random.
     """
@@ -100,7 +105,7 @@ class BoxTrapped(Game):
     @classmethod
     def option_defaults(cls) -> dict[str, Any]:
         return {"apple_regrow_delay": 1, "opaque_box": True, "open_requires_adjacency": False,
-                "open_before_moves": False}
+                "open_before_moves": False, "shut_move_cost": 0.0}
 
     def validate(self) -> None:
         if self.num_agents != 2:
@@ -117,6 +122,7 @@ class BoxTrapped(Game):
         opts["open_requires_adjacency"] = check_bool("open_requires_adjacency", opts["open_requires_adjacency"])
         opts["opaque_box"] = check_bool("opaque_box", opts["opaque_box"])
         opts["open_before_moves"] = check_bool("open_before_moves", opts["open_before_moves"])
+        opts["shut_move_cost"] = check_cost("shut_move_cost", opts["shut_move_cost"])
         self.can_open = np.array([True, False])
 
     def spawn_groups(self) -> tuple[list[np.ndarray], np.ndarray]:
@@ -137,6 +143,11 @@ class BoxTrapped(Game):
             self._box_and_apples(engine, actions, do_open=True, do_apples=False)
 
     def apply_rules(self, engine, actions: np.ndarray) -> None:
+        cost = self.options["shut_move_cost"]
+        if cost:
+            pushed = (engine.box_open_step < 0) & np.isin(engine.kinds[actions[:, TRAPPED]], MOVE_KINDS)
+            engine.rewards[pushed, TRAPPED] -= cost
+            engine.returns[pushed, TRAPPED] -= cost
         self._box_and_apples(engine, actions, do_open=not self.options["open_before_moves"], do_apples=True)
 
     def _box_and_apples(self, engine, actions: np.ndarray, do_open: bool, do_apples: bool) -> None:

@@ -194,6 +194,27 @@ def test_shut_move_cost_refuses_bad_values(bad, error):
         ssd_gym.parallel_env("box_trapped", shut_move_cost=bad)
 
 
+def test_momentary_door_shuts_again_unless_the_trapped_agent_steps_out():
+    env = box_env(open_before_moves=True, momentary_door=True, shut_move_cost=0.5)
+    walls = np.count_nonzero(env.engine.grid[0] == C.BOX_WALL)
+    act(env, "OPEN_BOX", "STAY")  # opened, but the trapped agent stayed: shut again, in the dark
+    assert np.count_nonzero(env.engine.grid[0] == C.BOX_WALL) == walls
+    assert env.engine.box_open_step[0] == -1 and tuple(env.engine.pos[0, 1]) == (5, 4)
+    assert not env.engine.observe().rgb[0, 1, 0].any()
+    assert act(env, "STAY", "MOVE_UP")[1]["agent_1"] == -0.5  # and it pays for pushing again
+    act(env, "STAY", "STAY")
+    _, rewards, *_ = act(env, "OPEN_BOX", "MOVE_UP")  # step index 3: moving as the door opens releases it
+    assert rewards["agent_1"] == 0.0 and tuple(env.engine.pos[0, 1]) == (4, 4)
+    assert env.engine.box_open_step[0] == 3 and np.count_nonzero(env.engine.grid[0] == C.BOX_WALL) == 0
+    act(env, "STAY", "STAY")  # released for good
+    assert np.count_nonzero(env.engine.grid[0] == C.BOX_WALL) == 0 and env.engine.box_open_step[0] == 3
+
+
+def test_momentary_door_needs_open_before_moves():
+    with pytest.raises(ValueError, match="momentary_door=True needs open_before_moves=True"):
+        ssd_gym.parallel_env("box_trapped", momentary_door=True)
+
+
 def test_open_box_removes_walls_and_records_step():
     env = box_env(max_cycles=10)
     act(env, "STAY", "STAY")

@@ -89,6 +89,10 @@ class BoxTrapped(Game):
       box is shut (pushing against the walls). With it, standing still is the trapped agent's best
       action in the shut box and moving up its best one once the box opens, so what it does depends
       on whether the influencer opens; with ``open_before_moves`` that happens in the same step.
+    * ``momentary_door`` (default False; needs ``open_before_moves``): the box shuts again after the
+      step in which it was opened unless the trapped agent stepped out in that very step, so the
+      trapped agent is released only if it moves as the influencer opens. ``box_opened`` and
+      ``box_open_step`` then record the release.
 
     The trapped agent always starts facing up; the influencer's facing is random.
     """
@@ -105,7 +109,8 @@ class BoxTrapped(Game):
     @classmethod
     def option_defaults(cls) -> dict[str, Any]:
         return {"apple_regrow_delay": 1, "opaque_box": True, "open_requires_adjacency": False,
-                "open_before_moves": False, "shut_move_cost": 0.0}
+                "open_before_moves": False, "shut_move_cost": 0.0,
+                "momentary_door": False}
 
     def validate(self) -> None:
         if self.num_agents != 2:
@@ -123,6 +128,10 @@ class BoxTrapped(Game):
         opts["opaque_box"] = check_bool("opaque_box", opts["opaque_box"])
         opts["open_before_moves"] = check_bool("open_before_moves", opts["open_before_moves"])
         opts["shut_move_cost"] = check_cost("shut_move_cost", opts["shut_move_cost"])
+        opts["momentary_door"] = check_bool("momentary_door", opts["momentary_door"])
+        if opts["momentary_door"] and not opts["open_before_moves"]:
+            raise ValueError("momentary_door=True needs open_before_moves=True (a door that opens after the moves "
+                             "and shuts again could never be walked through)")
         self.can_open = np.array([True, False])
 
     def spawn_groups(self) -> tuple[list[np.ndarray], np.ndarray]:
@@ -140,6 +149,7 @@ class BoxTrapped(Game):
 
     def before_moves(self, engine, actions: np.ndarray) -> None:
         if self.options["open_before_moves"]:
+            engine.trapped_pos_before = engine.pos[:, TRAPPED].copy()
             self._box_and_apples(engine, actions, do_open=True, do_apples=False)
 
     def apply_rules(self, engine, actions: np.ndarray) -> None:
@@ -149,6 +159,13 @@ class BoxTrapped(Game):
             engine.rewards[pushed, TRAPPED] -= cost
             engine.returns[pushed, TRAPPED] -= cost
         self._box_and_apples(engine, actions, do_open=not self.options["open_before_moves"], do_apples=True)
+        if self.options["momentary_door"]:
+            stayed = (engine.pos[:, TRAPPED] == engine.trapped_pos_before).all(axis=1)
+            reshut = np.flatnonzero((engine.box_open_step == engine.t) & stayed)
+            if reshut.size:  # nobody stands in the walls: the influencer opened, the trapped agent stayed put
+                box = self.layout.box_cells
+                engine.grid[reshut[:, None], box[:, 0], box[:, 1]] = C.BOX_WALL
+                engine.box_open_step[reshut] = -1
 
     def _box_and_apples(self, engine, actions: np.ndarray, do_open: bool, do_apples: bool) -> None:
         box_and_apples(actions, engine.kinds, self.can_open, engine.grid, engine.occ, engine.pos,

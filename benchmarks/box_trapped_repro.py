@@ -7,8 +7,9 @@ budget, two processes at a time), then evaluates every seed for 100 episodes and
   config and seed (sampled actions, i.e. the trained stochastic policy, and greedy actions);
 * ``box_trapped_open_step.png``: histogram of the step at which the box is opened (paper Fig. 4);
 * ``box_trapped_influence.png``: influence reward of the influencer over one trajectory (Fig. 5);
-* ``box_trapped_diagnose.json``: per run, the trapped agent's policy one step after a forced opening
-  and with the box shut, the true influence of opening next to the MOA's estimate, and the
+* ``box_trapped_diagnose.json``: per run, the trapped agent's policy in the step of a forced opening
+  and one step after it, against the box kept shut, the true influence of opening in that step and
+  the next next to the MOA's estimate or the centralised reward, and the
   influencer's return when it opens at once or never (``diagnose``).
 
     python benchmarks/box_trapped_repro.py                   # 600k agent-steps per run, seeds 0-4
@@ -136,11 +137,13 @@ def diagnose(args: argparse.Namespace, agent: str = "influence_moa", seed: int =
     Plays the trained pair of ``agent``/``seed`` for one episode in ``worlds`` worlds: at step 0 the
     influencer is made to OPEN_BOX in half the worlds and to STAY in the other half, where the box
     then stays shut all episode (any later OPEN_BOX is replaced by STAY). Reports the trapped
-    agent's policy at step 1 in both halves and the true one-step influence of the opening,
-    KL(policy after opening || policy with the box still shut) averaged over the opened worlds
-    (what a perfect MOA would give), next to the influence reward the wrapper's learned MOA gave at
-    step 0 (influence_moa only), and the influencer's and trapped agent's episode returns (apples)
-    in both halves: what opening at once costs a selfish influencer.
+    agent's policy at step 0 (the step of the opening: only influence_basic's trapped agent sees
+    the influencer's action then) and at step 1 in both halves, and the true influence of the opening
+    in each, KL(policy of the opened worlds || mean policy with the box shut) averaged over the opened
+    worlds (at step 1: what a perfect MOA would give), next to the influence reward of step 0 (the
+    learned MOA's or the centralised one), and the influencer's and trapped agent's episode returns
+    in both halves: what opening at once costs a selfish influencer. (With ``momentary_door`` the
+    box of an opened world shuts again if the trapped agent did not step out at step 0.)
     """
     import torch as th
 
@@ -174,13 +177,14 @@ def diagnose(args: argparse.Namespace, agent: str = "influence_moa", seed: int =
     res = {"config": agent, "seed": seed}
     for t in range(game.max_cycles):
         players.act(obs, lstm, [np.full(len(g), t == 0) for g in players.groups], acts, probs, edit=steer(t))
-        if t == 1:
+        if t <= 1:  # t 0: the trapped agent's policy in the opening step (what influence_basic sees); t 1: after it
             trapped = probs[1::2].astype(np.float64)
             shut_mean = trapped[~opened].mean(0)
-            true_kl = np.sum(trapped[opened] * np.log(trapped[opened] / shut_mean), axis=1)
-            res.update(trapped_policy_after_opening=[round(float(x), 3) for x in trapped[opened].mean(0)],
-                       trapped_policy_box_shut=[round(float(x), 3) for x in shut_mean],
-                       true_influence_of_opening_nats=round(float(true_kl.mean()), 4))
+            kl = np.sum(trapped[opened] * np.log(trapped[opened] / shut_mean), axis=1).mean()
+            when = "in_opening_step" if t == 0 else "after_opening"
+            res.update({f"trapped_policy_{when}": [round(float(x), 3) for x in trapped[opened].mean(0)],
+                        f"trapped_policy_box_shut_{when}": [round(float(x), 3) for x in shut_mean],
+                        f"true_influence_of_opening_{when}_nats": round(float(kl), 4)})
         if infl is not None:
             venv.set_action_probs(probs)
         obs, rewards, dones, infos = venv.step(acts)

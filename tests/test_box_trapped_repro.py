@@ -36,12 +36,18 @@ def test_repro_trains_evaluates_and_diagnoses(repro, tmp_path):
     diag = json.loads((out / "box_trapped_diagnose.json").read_text())
     assert [(d["config"], d["seed"]) for d in diag] == [("a3c", 0), ("influence_moa", 0), ("influence_basic", 0)]
     for d in diag:
-        assert d["true_influence_of_opening_nats"] >= 0
-        for key in ("trapped_policy_after_opening", "trapped_policy_box_shut"):
-            assert sum(d[key]) == pytest.approx(1.0, abs=0.01) and len(d[key]) == len(d["actions"])
-        # 100-step episodes: at most one apple per step for each agent
+        for when in ("in_opening_step", "after_opening"):
+            assert d[f"true_influence_of_opening_{when}_nats"] >= 0
+            for key in (f"trapped_policy_{when}", f"trapped_policy_box_shut_{when}"):
+                assert sum(d[key]) == pytest.approx(1.0, abs=0.01) and len(d[key]) == len(d["actions"])
+        # 100-step episodes: at most one apple per step for each agent, at most 0.1 per step for
+        # pushing against the shut box (the zoo's Box Trapped)
         for key in ("influencer_return_opened", "influencer_return_shut", "trapped_return_opened"):
-            assert 0 <= d[key] <= 100
+            assert -10 <= d[key] <= 100
+    # only the centralised agent's trapped learner sees the influencer's action in the step itself;
+    # the others' (in the dark, at the first step) see the same in both halves
+    for d in diag[:2]:
+        assert d["true_influence_of_opening_in_opening_step_nats"] == pytest.approx(0.0, abs=1e-5)
     assert "moa_influence_reward_opening" in diag[1] and "moa_influence_reward_opening" not in diag[0]
     assert diag[2]["centralised_influence_reward_opening"] >= 0 and "moa_influence_reward_opening" not in diag[2]
 

@@ -79,7 +79,6 @@ class CommunicationChannel(InfluenceFace, RuleParallelEnv):
     Paper's best: vocab 9 / 7, beta 2.752 / 4.825, alpha 0 / 1 (Cleanup / Harvest).
     """
 
-    OBS_KEY = "symbols"
     vocab_size = rule_attr("vocab_size")
 
     @rule_keywords(SymbolRule)
@@ -127,7 +126,6 @@ class CommunicationChannelVecEnv(InfluenceFace, RuleVecEnv):
       (``vocab_size`` = none yet, after the world's reset).
     """
 
-    OBS_KEY = "symbols"
     vocab_size = rule_attr("vocab_size")
 
     @rule_keywords(SymbolRule)

@@ -46,12 +46,6 @@ def check_int(name: str, value, *, minimum: int) -> int:
     return int(value)
 
 
-def check_divergence(divergence: str) -> str:
-    if divergence not in DIVERGENCES:
-        raise ValueError(f"unknown divergence {divergence!r}; choose one of {DIVERGENCES}")
-    return divergence
-
-
 # ---- prosocial (Jaques et al. 2019 supp. 10.5.2)
 
 def prosocial_rewards(rewards: np.ndarray, eta: float) -> np.ndarray:

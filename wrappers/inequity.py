@@ -36,8 +36,6 @@ class InequityAversionRule(Rule):
     ``{"observation": obs, "smoothed_rewards": ...}``.
     """
 
-    OBS_KEY = "smoothed_rewards"
-
     def __init__(self, alpha: float = 5.0, beta: float = 0.05, gamma: float = 0.99, lam: float = 0.975,
                  observe_smoothed_rewards: bool = False):
         self.alpha, self.beta = check_weight("alpha", alpha), check_weight("beta", beta)
@@ -45,7 +43,7 @@ class InequityAversionRule(Rule):
         if self.gamma > 1 or self.lam > 1:
             raise ValueError(f"gamma and lam must lie in [0, 1], got gamma={gamma}, lam={lam}")
         self.observe_smoothed_rewards = bool(observe_smoothed_rewards)
-        self.obs_key = self.OBS_KEY if self.observe_smoothed_rewards else None
+        self.obs_key = "smoothed_rewards" if self.observe_smoothed_rewards else None
 
     def bind(self, wrapper, num_worlds, num_agents, obs_space, action_spaces):
         super().bind(wrapper, num_worlds, num_agents, obs_space, action_spaces)
@@ -68,7 +66,6 @@ class InequityAversionRule(Rule):
 class _Options:
     """The rule's options and traces, as attributes of both faces."""
 
-    OBS_KEY = InequityAversionRule.OBS_KEY
     alpha, beta, gamma, lam, observe_smoothed_rewards, traces = map(
         rule_attr, ("alpha", "beta", "gamma", "lam", "observe_smoothed_rewards", "traces"))
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from .core import check_divergence, check_int, check_weight, curriculum_weight
+from .core import DIVERGENCES, check_int, check_weight, curriculum_weight
 from .moa import InfluenceEngine
 from .parallel import RuleParallelEnv
 from .rule import ObsReader, Rule, policy_from_agents, policy_from_slots, rule_attr, rule_keywords
@@ -59,7 +59,8 @@ class InfluenceOptions:
         for name, minimum in (("curriculum_steps", 0), ("train_every", 1), ("bptt", 1), ("train_iters", 0)):
             put(name, check_int(name, getattr(self, name), minimum=minimum))
         put("seed", int(self.seed))
-        check_divergence(self.divergence)
+        if self.divergence not in DIVERGENCES:
+            raise ValueError(f"unknown divergence {self.divergence!r}; choose one of {DIVERGENCES}")
         if self.train_every % self.bptt:
             raise ValueError(f"train_every ({self.train_every}) must be a multiple of bptt ({self.bptt})")
         if self.torch_threads is not None:
@@ -176,12 +177,11 @@ class InfluenceRule(Rule):
 
     def step(self, e, actions, img, vis, symbols=None):
         probs, given = self.policy or (None, None)
-        influence, _ = self.engine.step(img, actions, vis, symbols=symbols, policy=probs, policy_given=given)
-        c = np.asarray(influence, dtype=np.float64)
+        c, _ = self.engine.step(img, actions, vis, symbols=symbols, policy=probs, policy_given=given)
         w = self.influence_weight
         loss, acc, _ = self.engine.stats()
-        info = dict(influence_reward=c, influence_weight=w, moa_loss=np.asarray(loss)[None],
-                    moa_accuracy=np.asarray(acc)[None],  # [1, N]: the same in every world
+        info = dict(influence_reward=c, influence_weight=w, moa_loss=loss[None],
+                    moa_accuracy=acc[None],  # [1, N]: the same in every world
                     policy_source="self_model" if given is None else np.where(given, "given", "self_model"))
         self.global_step += self.num_worlds
         self.policy = None

@@ -246,10 +246,6 @@ class MOA(nn.Module):
         out = torch.baddbmm(sm.bias, feat.flatten(1, -2), sm.weight[:, :fc])
         return torch.baddbmm(out, h.flatten(1, -2), sm.weight[:, fc:]).view(*feat.shape[:-1], -1)
 
-    def predict(self, h: torch.Tensor) -> torch.Tensor:
-        """LSTM output ``[N, B, H]`` -> logits ``[N, B, N-1, A]`` of the others' next actions."""
-        return self.head(h).unflatten(-1, (self.num_agents - 1, self.num_actions))
-
     def counterfactuals(self, img: torch.Tensor, slots: torch.Tensor, h: torch.Tensor, c: torch.Tensor,
                         workspace: dict | None = None):
         """One step for every value of the counterfactual slot, as one expanded batch.
@@ -259,11 +255,10 @@ class MOA(nn.Module):
         ``[N, B, C, N-1, A]``, the new states ``h, c`` ``[N, B, C, H]`` (one per value) and the
         self-model's logits ``[N, B, C]``.
 
-        ``workspace`` (for the acting loop, without autograd; default: the attribute
+        ``workspace`` (the acting loop only, without autograd; default: the attribute
         ``workspace``, which :class:`InfluenceEngine` sets during its acting pass only): a dict in
-        which the large intermediates and the returned predictions and states are kept and
-        overwritten by the next call with it (fresh memory costs a page fault per 4 KiB; reusing
-        it is markedly faster).
+        which the large intermediates and the returned predictions and states are kept, and
+        overwritten by the next call with it.
         """
         workspace = self.workspace if workspace is None else workspace
         feat = self.encode(img, workspace)
@@ -297,7 +292,8 @@ class MOA(nn.Module):
             h_prev.append(h)
             h, c = self.lstm.step(gin[t], h, c)
             hs.append(h)
-        return self.predict(torch.stack(hs, 1)), self.self_logits(feat, torch.stack(h_prev, 1))
+        logits = self.head(torch.stack(hs, 1)).unflatten(-1, (self.num_agents - 1, self.num_actions))
+        return logits, self.self_logits(feat, torch.stack(h_prev, 1))
 
 
 from .moa_training import InfluenceEngine  # noqa: E402  (the trainer builds on MOA)

@@ -35,6 +35,8 @@ from .core import (
 )
 from .moa import MOA
 
+STATS_DECAY = 0.99  # per step, of the running MOA loss and accuracy (exponential moving sums)
+
 
 def _softmax(x: torch.Tensor) -> torch.Tensor:
     """``torch.softmax`` over the last axis.  Eagerly, the rows are short (the actions) and torch's
@@ -67,8 +69,8 @@ class InfluenceEngine:
                  influence_only_visible: bool = True, train_only_visible: bool = True,
                  moa_sees_hidden_actions: bool = False, num_symbols: int | None = None,
                  cf_on: str = "action", lr: float = 1e-3, train_every: int = 64, bptt: int = 8,
-                 train_iters: int = 1, stats_decay: float = 0.99, lstm_size: int = 128,
-                 seed: int = 0, torch_threads: int | None = 1, compile_moa: bool = False):
+                 train_iters: int = 1, lstm_size: int = 128, seed: int = 0, torch_threads: int | None = 1,
+                 compile_moa: bool = False):
         if num_agents < 2:
             raise ValueError(f"influence needs at least 2 agents, got num_agents={num_agents}")
         if train_every % bptt != 0:
@@ -78,10 +80,8 @@ class InfluenceEngine:
         self.influence_only_visible = influence_only_visible
         self.train_only_visible = train_only_visible
         self.moa_sees_hidden_actions = moa_sees_hidden_actions
-        self.num_symbols, self.cf_on = num_symbols, cf_on
+        self.cf_on = cf_on
         self.train_every, self.bptt, self.train_iters = train_every, bptt, train_iters
-        self.stats_decay = stats_decay
-        self.device = torch.device("cpu")  # the MOA is small: CPU only (numpy in and out every step)
         self.torch_threads = torch_threads
         n, a = num_agents, num_actions
         # slots per agent k: own action, the others' actions (value A = not visible), [own symbol, others']
@@ -89,7 +89,6 @@ class InfluenceEngine:
         if num_symbols is not None:
             cards += [num_symbols] * n
         cf_slot = 0 if cf_on == "action" else n
-        self.num_cf = cards[cf_slot]
         self.config = dict(num_agents=n, num_actions=a, obs_shape=tuple(obs_shape), cards=cards,
                            cf_slot=cf_slot, lstm_size=lstm_size)
         self.model = MOA(n, a, cards, cf_slot, obs_shape, lstm_size=lstm_size, seed=seed)
@@ -111,8 +110,6 @@ class InfluenceEngine:
         self._correct = np.zeros((n, n - 1))
         self._count = np.zeros((n, n - 1))
         self._stats = None
-        self.last_train_loss = float("nan")
-        self.train_steps = 0
 
     # ---------------------------------------------------------------- buffer
     def _alloc_buffer(self, obs_shape, num_slots):
@@ -320,8 +317,6 @@ class InfluenceEngine:
             self.optimizer.zero_grad(set_to_none=True)
             (moa_loss + self_loss).backward()
             self.optimizer.step()
-            self.last_train_loss = float(moa_loss.detach())
-            self.train_steps += 1
         # keep the last step: its target arrives with the next step
         T = self.train_every
         for buf in (self.buf_img, self.buf_slots, self.buf_h, self.buf_c, self.buf_first,
@@ -340,7 +335,7 @@ class InfluenceEngine:
         return moa_loss, self_loss, ce.detach(), correct
 
     def _record_stats(self, ce, correct, valid):
-        d = self.stats_decay ** self.train_every
+        d = STATS_DECAY ** self.train_every
         self._loss_sum = d * self._loss_sum + (ce * valid).sum((1, 2)).double().numpy()
         self._correct = d * self._correct + (correct * valid).sum((1, 2)).double().numpy()
         self._count = d * self._count + valid.sum((1, 2)).double().numpy()
@@ -354,7 +349,7 @@ class InfluenceEngine:
 
     def load(self, path: str | os.PathLike) -> None:
         """Load weights saved by :meth:`save`; refuses a checkpoint of a different shape."""
-        ckpt = torch.load(path, map_location=self.device, weights_only=True)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
         if not isinstance(ckpt, dict) or "config" not in ckpt:
             raise ValueError(f"{path} is not an MOA checkpoint saved by save_moa()")
         if ckpt["config"] != self.config:

@@ -60,20 +60,18 @@ def rule_keywords(rule_class):
     return decorate
 
 
-def extend_dict_space(space: spaces.Space, key: str, extra: spaces.Space,
-                      base_key: str = "observation") -> spaces.Dict:
-    """``space`` plus one more key; a non-Dict space becomes ``{base_key: space, key: extra}``."""
+def extend_dict_space(space: spaces.Space, key: str, extra: spaces.Space) -> spaces.Dict:
+    """``space`` plus one more key; a non-Dict space becomes ``{"observation": space, key: extra}``."""
     if isinstance(space, spaces.Dict):
         if key in space.spaces:
             raise ValueError(f"observation space already has a key {key!r}")
         return spaces.Dict({**space.spaces, key: extra})
-    return spaces.Dict({base_key: space, key: extra})
+    return spaces.Dict({"observation": space, key: extra})
 
 
-def extend_obs(obs, key: str, value, base_key: str = "observation"):
-    if isinstance(obs, dict):
-        return {**obs, key: value}
-    return {base_key: obs, key: value}
+def extend_obs(obs, key: str, value):
+    """The observation matching :func:`extend_dict_space`: ``obs`` plus ``key: value``."""
+    return {**obs, key: value} if isinstance(obs, dict) else {"observation": obs, key: value}
 
 
 class ObsReader:

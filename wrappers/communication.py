@@ -34,8 +34,7 @@ class SymbolRule(InfluenceRule):
             raise ValueError(f"{wrapper} needs Discrete env action spaces, got {action_spaces}")
         self.engine = self.reader = self.policy = None
         self.global_step = 0
-        self.uses_rewards = self.beta > 0
-        if self.uses_rewards:
+        if self.beta > 0:
             super().bind(wrapper, num_worlds, num_agents, obs_space, action_spaces)
         self.symbols = np.full((num_worlds, num_agents), self.vocab_size, dtype=np.int64)
 
@@ -117,14 +116,9 @@ class CommunicationChannel(InfluenceFace, RuleParallelEnv):
 
 
 class CommunicationChannelVecEnv(InfluenceFace, RuleVecEnv):
-    """SB3 VecEnv face of the channel (same rule, options and info keys as
-    :class:`CommunicationChannel`), over the batched simulator.
-
-    * Action space ``MultiDiscrete([A, vocab_size])``: ``step`` takes ``[num_slots, 2]`` rows of
-      ``(env_action, symbol)``; the wrapped VecEnv receives the env actions.
-    * Observation key ``"symbols"``: every agent's symbol of the previous step in the slot's world
-      (``vocab_size`` = none yet, after the world's reset).
-    """
+    """SB3 VecEnv face of the channel (same rule, options, spaces and info keys as
+    :class:`CommunicationChannel`): ``step`` takes ``[num_slots, 2]`` rows of ``(env_action,
+    symbol)``; each slot observes its world's symbols (``vocab_size`` after the world's reset)."""
 
     vocab_size = rule_attr("vocab_size")
 

@@ -23,12 +23,9 @@ class InequityAversionRule(Rule):
     Both penalties are subtracted (the reference repo's code adds the advantageous term and does
     not smooth; this does neither).  ``info["smoothed_reward"]`` is the agent's own trace.
 
-    Defaults and their source: ``alpha = 5``, ``beta = 0.05``: the values of Hughes et al.'s
-    strongest results (as quoted by the empathy_marl docs), also used by the reference SSD repo's
-    README command (``--alpha=5.0 --beta=0.05``) and SocialJax's defaults; ``lam = 0.975``: Hughes
-    et al. (via the same secondary source; the LIO code uses 0.95); ``gamma = 0.99``: the RL
-    discount used by Hughes et al. and Jaques et al.  Hughes found the guilt term (beta) helps in
-    Cleanup and the envy term (alpha) in Harvest.
+    Defaults: ``alpha = 5``, ``beta = 0.05`` (Hughes et al.'s strongest results, as quoted by the
+    empathy_marl docs; also the reference SSD repo's README command and SocialJax's defaults),
+    ``lam = 0.975`` (Hughes et al., same source), ``gamma = 0.99`` (their RL discount).
 
     ``observe_smoothed_rewards=True`` adds key ``"smoothed_rewards"`` (float32 ``[N]``, agent-index
     order, the traces after the step that produced the observation) to every observation, as

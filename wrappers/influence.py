@@ -26,9 +26,8 @@ from .vec import RuleVecEnv
 class InfluenceOptions:
     """Every option of the influence reward, validated on construction (``TypeError``/``ValueError``
     naming the field), so bad input fails before a wrapper builds any state.  Passed whole as
-    ``options=`` to :class:`InfluenceReward`, :class:`~wrappers.InfluenceRewardVecEnv` and
-    :class:`~wrappers.CommunicationChannel`; each field is also a keyword shortcut of those
-    constructors.  Meanings: see :class:`InfluenceReward`."""
+    ``options=`` to the influence faces and :class:`~wrappers.CommunicationChannel`; each field is
+    also a keyword shortcut of those constructors.  Meanings: see :class:`InfluenceRule`."""
 
     beta: float = 1.0
     alpha: float = 1.0
@@ -67,12 +66,6 @@ class InfluenceOptions:
             put("torch_threads", check_int("torch_threads", self.torch_threads, minimum=1))
         for name in ("influence_only_visible", "train_only_visible", "moa_sees_hidden_actions", "compile_moa"):
             put(name, bool(getattr(self, name)))
-
-    def engine_kwargs(self) -> dict:
-        """The keyword arguments of :class:`~wrappers.InfluenceEngine`: all but the reward weights
-        and the observation keys."""
-        skip = ("beta", "alpha", "curriculum_steps", "obs_key", "visibility_key")
-        return {k: v for k, v in asdict(self).items() if k not in skip}
 
     @classmethod
     def merge(cls, options: InfluenceOptions | None, shortcuts: dict, base: InfluenceOptions | None = None):
@@ -115,30 +108,24 @@ class InfluenceRule(Rule):
     that step only.  For agents that did not supply them, the wrapper's learned self-model
     (a head trained by cross-entropy on k's own actions) gives pi_k.
 
-    The MOA (conv 3x3x6, FC 32-32, LSTM 128; one per agent, batched) sees the image observation
-    (``obs[obs_key]``) and everyone's actions at t, own first then the others in agent-index order;
-    others outside k's view are fed as "unknown" unless ``moa_sees_hidden_actions``.  It is trained
-    online every ``train_every`` steps on the steps since the last round (``train_iters`` Adam
-    steps at rate ``lr``; truncated BPTT of ``bptt`` steps), by cross-entropy on the others' next
-    actions, only where they are visible (at t+1) when ``train_only_visible`` (paper Table 3:
-    True).  ``influence_only_visible`` (paper: True) restricts the sum over j to agents visible at t
-    (when k acted).  ``train_iters=0`` freezes the MOA (e.g. after ``load_moa``).
+    The MOA (:mod:`wrappers.moa`) sees ``obs[obs_key]`` and everyone's actions at t; others outside
+    k's view are fed as "unknown" unless ``moa_sees_hidden_actions``.  It is trained online every
+    ``train_every`` steps (``train_iters`` Adam steps at rate ``lr``, truncated BPTT of ``bptt``
+    steps) on the others' next actions, only where visible at t+1 if ``train_only_visible`` (paper
+    Table 3: True); ``influence_only_visible`` (paper: True) sums over the j visible at t.
+    ``train_iters=0`` freezes the MOA (e.g. after ``load_moa``).
 
-    ``e`` is the reward of the wrapped env, so stacking composes (e.g. over ProsocialReward).
-    Info per agent and step: ``extrinsic_reward`` (the game's own reward, kept from further in),
-    ``influence_reward`` (the clipped, unweighted influence c_k), ``influence_weight`` (w),
-    ``moa_loss`` and ``moa_accuracy`` (this agent's MOA, running, held-out: see ``moa_stats``;
-    NaN before the first training round), ``policy_source`` ("given" or "self_model").
+    ``e`` is the reward of the wrapped env, so stacking composes (e.g. over ProsocialReward).  Info
+    per agent and step: ``influence_reward`` (c_k), ``influence_weight`` (w), ``moa_loss`` and
+    ``moa_accuracy`` (see ``moa_stats``), ``policy_source`` ("given" or "self_model").
 
     Defaults: ``beta = 1.0`` and ``curriculum_steps = 0`` (no ramp); the paper's best beta is 0.620
     (Cleanup) / 2.521 (Harvest) with a curriculum of C = 40 / 226 (units unstated, likely 1e6
     steps); the reference repo uses weight 1.0 / 2.521.  ``clip = 10`` as in the reference repo.
     ``torch_threads`` (default 1): torch's thread count while the MOA runs, set and restored around
-    each step (the tensors are tiny, so extra intra-op threads only add synchronisation, and on a
-    busy machine they make each step much slower); ``None`` leaves torch's setting alone.
-    ``compile_moa=True`` (opt-in) runs the MOA's acting pass through ``torch.compile`` (the first
-    step compiles, which needs a C++ compiler; results equal the eager pass up to float32
-    rounding); keep ``torch_threads=1`` with it, as the compiled kernels use OpenMP.
+    each step (the tensors are tiny: more threads only add synchronisation); ``None`` leaves it.
+    ``compile_moa=True`` runs the MOA's acting pass through ``torch.compile`` (needs a C++
+    compiler; equal to the eager pass up to float32 rounding; keep ``torch_threads=1`` with it).
     ``seed`` fixes the MOA's initial weights.
     """
 
@@ -160,8 +147,9 @@ class InfluenceRule(Rule):
         self.num_actions = int(action_spaces[0].n)
         o = self.options
         self.reader = ObsReader(obs_space, o.obs_key, o.visibility_key, num_agents, wrapper)
+        skip = ("beta", "alpha", "curriculum_steps", "obs_key", "visibility_key")  # not the engine's options
         self.engine = InfluenceEngine(num_worlds, num_agents, self.num_actions, self.reader.shape,
-                                      **o.engine_kwargs(), **self.engine_extra)
+                                      **{k: v for k, v in asdict(o).items() if k not in skip}, **self.engine_extra)
         self.global_step = 0
         self.policy = None  # (probs [W, N, C], given [W, N]) for the next step only
 

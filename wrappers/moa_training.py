@@ -1,22 +1,14 @@
 """The influence engine: the MOA's online training and the influence reward, over ``[worlds, agents]``.
 
-:class:`InfluenceEngine` owns an :class:`~wrappers.moa.MOA`, its optimiser and a short trajectory
-buffer.  Each call to :meth:`InfluenceEngine.step` (one environment step of every world):
+Each :meth:`InfluenceEngine.step` (one env step of every world) stores the step in a short buffer,
+runs the MOA once for all C counterfactual values of each agent's own slot (one expanded batch),
+and forms the divergence of the conditional (at the value chosen) from the policy-weighted
+marginal for each other agent, masked by visibility at t; every ``train_every`` steps it trains
+the MOA on the buffer (:meth:`InfluenceEngine._train`).
 
-1. writes the step into the buffer (observation, slot values, the LSTM state it starts from);
-2. runs the MOA once for all |C| counterfactual values of the agent's own slot (one expanded
-   batch, in ``torch.inference_mode``);
-3. forms the conditional (at the value actually chosen) and the policy-weighted marginal, and the
-   divergence to each other agent, masked by visibility *at t* (when the action was taken);
-4. every ``train_every`` steps, trains the MOA by cross-entropy on the buffer (prediction made at t
-   scored against the action at t+1, masked by visibility at t+1) with truncated BPTT in chunks of
-   ``bptt`` steps; the first pass of each round, before the update, gives the running (held-out)
-   loss and accuracy.
-
-Timing (the classic off-by-one pitfalls): the influence returned by ``step`` at t is the influence
-of the action taken at t, computed from inputs at t (not the previous step's counterfactuals), so
-the wrapper adds it to the reward of that same step: the reward lands on the action that caused it.
-Only PMI needs j's realised next action, so PMI for the action at t is delivered one step later.
+Timing (the classic off-by-one pitfalls): the influence returned at t is that of the action taken
+at t, from inputs at t, so the wrapper adds it to the reward of that same step.  Only PMI needs
+j's realised next action, so PMI for the action at t is delivered one step later.
 """
 
 from __future__ import annotations
@@ -39,10 +31,8 @@ STATS_DECAY = 0.99  # per step, of the running MOA loss and accuracy (exponentia
 
 
 def _softmax(x: torch.Tensor) -> torch.Tensor:
-    """``torch.softmax`` over the last axis.  Eagerly, the rows are short (the actions) and torch's
-    CPU softmax (and its max) over a short last axis is slow; exp / sum without the max shift is
-    the same function while every row's sum of exponentials is a normal float, which is checked
-    (falling back to ``torch.softmax`` otherwise)."""
+    """``torch.softmax`` over the last axis, eagerly as exp / sum without the max shift (faster on
+    CPU for short rows) while every row's sum is a normal float, else ``torch.softmax``."""
     if torch.compiler.is_compiling():
         return torch.softmax(x, -1)
     e = x.exp()
@@ -54,14 +44,11 @@ def _softmax(x: torch.Tensor) -> torch.Tensor:
 
 
 class InfluenceEngine:
-    """MOA + online training + influence computation over ``[worlds, agents]`` arrays.
+    """An :class:`~wrappers.moa.MOA`, its optimiser and trajectory buffer, and the influence
+    computation over ``[worlds, agents]`` arrays (for the influence wrappers and the channel).
 
-    Used by :class:`wrappers.InfluenceReward` (worlds = 1), :class:`wrappers.CommunicationChannel`
-    and :class:`wrappers.InfluenceRewardVecEnv`; see the module docstring for the timing.
-
-    Parameters mirror the wrappers'; ``num_symbols`` adds the symbol slots of the communication
-    channel, and ``cf_on="symbol"`` makes the agent's own symbol (not its action) the
-    counterfactual variable.  ``compile_moa`` runs the acting pass through ``torch.compile``.
+    Parameters mirror :class:`~wrappers.InfluenceOptions`; ``num_symbols`` adds the symbol slots of
+    the communication channel, and ``cf_on="symbol"`` makes the own symbol the counterfactual.
     """
 
     def __init__(self, num_worlds: int, num_agents: int, num_actions: int,
@@ -97,10 +84,19 @@ class InfluenceEngine:
         except (RuntimeError, TypeError):  # pragma: no cover - older torch
             self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr)
         self.others = np.array([[j for j in range(n) if j != k] for k in range(n)], dtype=np.int64)
-        self._alloc_buffer(obs_shape, len(cards))
-        self.h = torch.zeros(n, self.W, self.H)
-        self.c = torch.zeros(n, self.W, self.H)
-        self.first = np.ones(self.W, dtype=bool)
+        t, w = train_every + 1, num_worlds  # the buffer: the steps since the last round, and one more
+        self.buf_img = np.zeros((t, w, n, *obs_shape), dtype=np.uint8)
+        self.buf_slots = np.zeros((t, n, w, len(cards)), dtype=np.int64)
+        self.buf_h = np.zeros((t, n, w, self.H), dtype=np.float32)  # the state the step starts from
+        self.buf_c = np.zeros((t, n, w, self.H), dtype=np.float32)
+        self.buf_first = np.zeros((t, w), dtype=bool)
+        self.buf_target = np.zeros((t, n, w, n - 1), dtype=np.int64)  # the others' actions at t
+        self.buf_vis = np.ones((t, n, w, n - 1), dtype=bool)  # their visibility in o_t
+        self.buf_cf = np.zeros((t, n, w), dtype=np.int64)  # the own counterfactual variable at t
+        self.buf_len = 0
+        self.h = torch.zeros(n, w, self.H)
+        self.c = torch.zeros(n, w, self.H)
+        self.first = np.ones(w, dtype=bool)
         self._pmi_pending = None
         self._compiled = bool(compile_moa)
         self._workspace = {}  # the acting pass's kept buffers (see MOA.counterfactuals)
@@ -112,18 +108,6 @@ class InfluenceEngine:
         self._stats = None
 
     # ---------------------------------------------------------------- buffer
-    def _alloc_buffer(self, obs_shape, num_slots):
-        t, w, n = self.train_every + 1, self.W, self.N
-        self.buf_img = np.zeros((t, w, n, *obs_shape), dtype=np.uint8)
-        self.buf_slots = np.zeros((t, n, w, num_slots), dtype=np.int64)
-        self.buf_h = np.zeros((t, n, w, self.H), dtype=np.float32)  # the state the step starts from
-        self.buf_c = np.zeros((t, n, w, self.H), dtype=np.float32)
-        self.buf_first = np.zeros((t, w), dtype=bool)
-        self.buf_target = np.zeros((t, n, w, n - 1), dtype=np.int64)  # the others' actions at t
-        self.buf_vis = np.ones((t, n, w, n - 1), dtype=bool)  # their visibility in o_t
-        self.buf_cf = np.zeros((t, n, w), dtype=np.int64)  # the own counterfactual variable at t
-        self.buf_len = 0
-
     def _store(self, img, actions, vis, symbols, cf_actual):
         """Write the step into buffer slot ``buf_len``; the LSTM state is zeroed where an episode
         starts.  Slot values of agent k: its own action, the others' (value A where k cannot see

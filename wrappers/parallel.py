@@ -91,11 +91,10 @@ class RuleParallelEnv(BaseParallelWrapper):
             img, vis = rule.reader.read_agents(self._obs, self.possible_agents)
         obs, rew, term, trunc, infos = self.env.step(env_actions)  # a failing step changes nothing here
         infos = {a: dict(i) for a, i in infos.items()}
-        e = np.zeros((1, len(index))) if rule.uses_rewards else None
+        e = np.zeros((1, len(index)))
         for a, r in rew.items():
             infos.setdefault(a, {}).setdefault("extrinsic_reward", float(r))
-            if e is not None:
-                e[0, index[a]] = r
+            e[0, index[a]] = r
         r, extra = rule.step(e, act, img, vis)
         for k, v in extra.items():
             v = v[0].tolist() if isinstance(v, np.ndarray) else [v] * len(index)

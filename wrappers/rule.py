@@ -28,7 +28,6 @@ class Rule:
     """
 
     obs_key: str | None = None
-    uses_rewards = True  # False: the rule leaves rewards alone (``e`` is then None on the PettingZoo face)
     needs_actions = False
     reader: ObsReader | None = None
 

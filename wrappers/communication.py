@@ -65,17 +65,15 @@ class CommunicationChannel(InfluenceFace, RuleParallelEnv):
       included): everyone's symbols of the previous step, ``vocab_size`` = none yet (after reset).
       A non-Dict observation becomes ``{"observation": obs, "symbols": ...}``.
     * ``beta > 0`` adds the influence of k's symbol on the others' next actions as reward: the
-      engine and options of :class:`~wrappers.InfluenceReward`, with k's *symbol* as the
-      counterfactual variable (its env action as observed), marginalised over k's symbol policy
-      (``set_symbol_probs``, else a learned self-model).  Symbols are broadcast, so never masked;
-      the sum over j is over visible j when ``influence_only_visible``.  Reward ``alpha * e + w * c``;
-      info keys ``symbol_influence_reward``, ``symbol_influence_weight``, ``symbol_moa_loss``,
-      ``symbol_moa_accuracy`` (so this stacks with InfluenceReward).  ``beta = 0`` (the default):
-      no MOA, rewards unchanged.
+      engine and options of :class:`~wrappers.InfluenceReward` with k's *symbol* as the
+      counterfactual (its env action as observed), marginalised over ``set_symbol_probs`` or a
+      learned self-model; the sum is over visible j when ``influence_only_visible``.  Info keys
+      are prefixed ``symbol_`` (so this stacks with InfluenceReward).  ``beta = 0`` (the
+      default): no MOA, rewards unchanged.
 
     The paper trains the message policy on ``alpha e + beta c`` and the action policy on ``e``
-    only; a wrapper returns one reward, so split them with ``info["extrinsic_reward"]`` if needed.
-    Paper's best: vocab 9 / 7, beta 2.752 / 4.825, alpha 0 / 1 (Cleanup / Harvest).
+    only: split them with ``info["extrinsic_reward"]``.  Paper's best: vocab 9 / 7, beta 2.752 /
+    4.825, alpha 0 / 1 (Cleanup / Harvest).
     """
 
     vocab_size = rule_attr("vocab_size")
@@ -106,7 +104,8 @@ class CommunicationChannel(InfluenceFace, RuleParallelEnv):
             if arr.shape != (2,):
                 raise ValueError(f"CommunicationChannel: action of {a!r} must be (env_action, symbol), got {x!r}")
             if not 0 <= arr[1] < self.vocab_size:
-                raise ValueError(f"CommunicationChannel: symbol of {a!r} must be in [0, {self.vocab_size}), got {arr[1]}")
+                raise ValueError(f"CommunicationChannel: symbol of {a!r} must be in [0, {self.vocab_size}), "
+                                 f"got {arr[1]}")
             env_actions[a] = int(arr[0])
             symbols[0, self._index[a]] = int(arr[1])
         act = None

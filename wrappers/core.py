@@ -64,11 +64,8 @@ def smooth_rewards(traces: np.ndarray, rewards: np.ndarray, gamma: float, lam: f
 
 def inequity_aversion_rewards(rewards: np.ndarray, traces: np.ndarray, alpha: float, beta: float) -> np.ndarray:
     """r_i = e_i - alpha/(N-1) * sum_{j!=i} max(h_j - h_i, 0) - beta/(N-1) * sum_{j!=i} max(h_i - h_j, 0)
-
-    from this step's raw rewards ``e`` and the smoothed traces ``h`` including this step, shapes
-    ``[..., agents]``.  Both penalties are subtracted (the reference code adds the advantageous
-    one).  One agent: nobody to compare with, the reward is unchanged.
-    """
+    from raw rewards ``e`` and smoothed traces ``h`` (this step's included), ``[..., agents]``; one
+    agent: unchanged."""
     e = np.asarray(rewards, dtype=np.float64)
     h = np.asarray(traces, dtype=np.float64)
     n = h.shape[-1]
@@ -129,9 +126,8 @@ def conditional_and_marginal(cf_probs: torch.Tensor, actual: torch.Tensor, polic
 
 
 def pairwise_divergence(cond: torch.Tensor, marg: torch.Tensor, divergence: str) -> torch.Tensor:
-    """Per-pair divergence ``[..., J]`` for "kl" or "jsd" (PMI needs the realised action: use
-    :func:`pointwise_mutual_information`).  Non-finite entries become 0 (one bad prediction must
-    not poison the whole batch, unlike the reference code which zeroes everything)."""
+    """Per-pair divergence ``[..., J]`` for "kl" or "jsd" (for PMI: :func:`pointwise_mutual_information`);
+    non-finite entries become 0 (the reference code zeroes the whole batch)."""
     if divergence == "kl":
         d = kl_divergence(cond, marg)
     elif divergence == "jsd":

@@ -21,16 +21,11 @@ class InequityAversionRule(Rule):
                         - beta /(N-1) * sum_{j!=i} max(h_i(t) - h_j(t), 0)
 
     Both penalties are subtracted (the reference repo's code adds the advantageous term and does
-    not smooth; this does neither).  ``info["smoothed_reward"]`` is the agent's own trace.
-
-    Defaults: ``alpha = 5``, ``beta = 0.05`` (Hughes et al.'s strongest results, as quoted by the
-    empathy_marl docs; also the reference SSD repo's README command and SocialJax's defaults),
-    ``lam = 0.975`` (Hughes et al., same source), ``gamma = 0.99`` (their RL discount).
+    not smooth).  ``info["smoothed_reward"]`` is the agent's own trace.  Defaults: Hughes et al.'s
+    strongest results (``alpha = 5``, ``beta = 0.05``, ``lam = 0.975``; README) and ``gamma = 0.99``.
 
     ``observe_smoothed_rewards=True`` adds key ``"smoothed_rewards"`` (float32 ``[N]``, agent-index
-    order, the traces after the step that produced the observation) to every observation, as
-    Hughes let agents observe them.  A non-Dict observation becomes
-    ``{"observation": obs, "smoothed_rewards": ...}``.
+    order, the traces after the step) to every observation, as Hughes let agents observe them.
     """
 
     def __init__(self, alpha: float = 5.0, beta: float = 0.05, gamma: float = 0.99, lam: float = 0.975,
@@ -76,8 +71,7 @@ class InequityAversionReward(_Options, RuleParallelEnv):
 
 
 class InequityAversionVecEnv(_Options, RuleVecEnv):
-    """SB3 VecEnv face of :class:`InequityAversionRule`: traces are reset per world when its
-    episode ends; the observed traces are ``[num_slots, N]`` (each slot sees its world's)."""
+    """SB3 VecEnv face of :class:`InequityAversionRule` (traces reset per world at its episode end)."""
 
     @rule_keywords(InequityAversionRule)
     def __init__(self, venv, *args, **kwargs):

@@ -1,9 +1,5 @@
-"""Social influence reward from a learned Model of Other Agents (Jaques et al. 2019, Exp. III).
-
-:class:`InfluenceOptions` holds every option; :class:`InfluenceRule` applies them to ``[worlds,
-agents]`` arrays through an :class:`~wrappers.InfluenceEngine`; :class:`InfluenceReward`
-(PettingZoo) and :class:`InfluenceRewardVecEnv` (SB3) put the rule on an env.
-"""
+"""Social influence reward from a learned Model of Other Agents (Jaques et al. 2019, Exp. III):
+its options, its rule and the rule's two faces."""
 
 from __future__ import annotations
 
@@ -90,23 +86,17 @@ def option_keywords(base: InfluenceOptions):
 
 
 class InfluenceRule(Rule):
-    """Decentralised social influence reward from a learned MOA (Jaques et al. 2019, Exp. III),
-    over ``[worlds, agents]``; its options are an :class:`InfluenceOptions`.
+    """Decentralised social influence reward from a learned MOA, over ``[worlds, agents]``; its
+    options are an :class:`InfluenceOptions`.  Reward of agent k at step t::
 
-    Reward of agent k at step t::
-
-        r_k = alpha * e_k + w(t) * clip(sum_{j != k, j visible to k at t} D[ p(a_{t+1}^j | a_t^k, s_t^k)
-                                                    || sum_a~ pi_k(a~ | s_t^k) p(a_{t+1}^j | a~, s_t^k) ], ±clip)
+        r_k = alpha * e_k + w(t) * clip(sum_{j != k, j visible to k at t} D[cond || marg], ±clip)
+        cond = p(a_{t+1}^j | a_t^k, s_t^k),   marg = sum_a~ pi_k(a~ | s_t^k) p(a_{t+1}^j | a~, s_t^k)
         w(t) = beta * min(1, t / curriculum_steps)         (constant beta if curriculum_steps == 0)
 
-    where ``p`` is agent k's own MOA (conditioned on its observation, its MOA history and the joint
-    action at t, of which only k's entry is varied) and ``D`` is KL(cond || marg), JSD, or PMI
-    (``log p(a^j_{t+1} | a^k_t) / p(a^j_{t+1})`` at j's realised next action, which is only known at
-    t+1: **PMI influence is therefore added one step late**, to the reward of step t+1).
-
-    Policy probabilities pi_k: the face's ``set_action_probs`` before ``step``; they are used for
-    that step only.  For agents that did not supply them, the wrapper's learned self-model
-    (a head trained by cross-entropy on k's own actions) gives pi_k.
+    where ``p`` is agent k's own MOA (of which only k's action at t is varied) and ``D`` is
+    KL(cond || marg), JSD, or PMI (``log p(a^j_{t+1} | a^k_t) / p(a^j_{t+1})`` at j's realised next
+    action, known only at t+1: **PMI influence is added one step late**, to the reward of t+1).
+    pi_k: the face's ``set_action_probs`` for the next step, else the learned self-model.
 
     The MOA (:mod:`wrappers.moa`) sees ``obs[obs_key]`` and everyone's actions at t; others outside
     k's view are fed as "unknown" unless ``moa_sees_hidden_actions``.  It is trained online every
@@ -119,9 +109,8 @@ class InfluenceRule(Rule):
     per agent and step: ``influence_reward`` (c_k), ``influence_weight`` (w), ``moa_loss`` and
     ``moa_accuracy`` (see ``moa_stats``), ``policy_source`` ("given" or "self_model").
 
-    Defaults: ``beta = 1.0`` and ``curriculum_steps = 0`` (no ramp); the paper's best beta is 0.620
-    (Cleanup) / 2.521 (Harvest) with a curriculum of C = 40 / 226 (units unstated, likely 1e6
-    steps); the reference repo uses weight 1.0 / 2.521.  ``clip = 10`` as in the reference repo.
+    Defaults: ``beta = 1.0``, ``curriculum_steps = 0`` (no ramp), ``clip = 10`` (the reference
+    repo's); the paper's best: beta 0.620 / 2.521, C = 40 / 226 (Cleanup / Harvest; README).
     ``torch_threads`` (default 1): torch's thread count while the MOA runs, set and restored around
     each step (the tensors are tiny: more threads only add synchronisation); ``None`` leaves it.
     ``compile_moa=True`` runs the MOA's acting pass through ``torch.compile`` (needs a C++
@@ -134,7 +123,8 @@ class InfluenceRule(Rule):
     @option_keywords(InfluenceOptions())
     def __init__(self, options: InfluenceOptions | None = None, **shortcuts):
         self.options = o = InfluenceOptions.merge(options, shortcuts)
-        self.beta, self.alpha, self.curriculum_steps, self.divergence = o.beta, o.alpha, o.curriculum_steps, o.divergence
+        self.beta, self.alpha = o.beta, o.alpha
+        self.curriculum_steps, self.divergence = o.curriculum_steps, o.divergence
         self.engine_extra = {}  # more InfluenceEngine keywords (the communication channel's)
 
     def bind(self, wrapper, num_worlds, num_agents, obs_space, action_spaces):
@@ -198,9 +188,8 @@ class InfluenceFace:
 
     def moa_stats(self):
         """``(loss [N], accuracy [N], pair_accuracy [N, N-1])``: running cross-entropy and accuracy
-        of each agent's MOA at predicting the others' next actions (pair ``[k, i]`` is the i-th other
-        agent of k in agent-index order).  Scored on each new batch before the MOA trains on it,
-        so they are held-out numbers; updated every ``train_every`` steps, NaN before the first."""
+        of each agent's MOA (pair ``[k, i]``: k's i-th other agent), held-out (scored on each batch
+        before training on it); updated every ``train_every`` steps, NaN before the first."""
         return self.engine.stats()
 
 
@@ -214,21 +203,14 @@ class InfluenceReward(InfluenceFace, RuleParallelEnv):
         super().__init__(env, InfluenceRule(*args, **kwargs))
 
     def set_action_probs(self, probs: dict) -> None:
-        """Give agents' policy probabilities pi_k(. | s_t) for the next ``step`` only.
-
-        ``probs``: ``{agent: array of shape [A]}``; any subset of agents (the rest use the learned
-        self-model).  Probabilities are renormalised; invalid ones raise ``ValueError``.
-        """
+        """Give agents' policy probabilities pi_k(. | s_t), ``{agent: array [A]}`` for any subset
+        (the rest use the self-model), for the next ``step`` only; renormalised, checked."""
         self.rule.policy = policy_from_agents("set_action_probs", probs, self._index, self.num_actions)
 
 
 class InfluenceRewardVecEnv(InfluenceFace, RuleVecEnv):
-    """SB3 VecEnv face of :class:`InfluenceRule`: same engine, options and info keys.
-
-    One MOA per agent index, shared by all worlds (they are i.i.d. copies of the game) and trained
-    on all of them at once.  ``global_step`` counts env steps (``num_worlds`` per call), so the
-    curriculum runs in env steps on both faces.
-    """
+    """SB3 VecEnv face of :class:`InfluenceRule`: one MOA per agent index, shared by and trained on
+    all worlds; ``global_step`` counts env steps (``num_worlds`` per call), as on the other face."""
 
     @rule_keywords(InfluenceRule)
     def __init__(self, venv, *args, **kwargs):

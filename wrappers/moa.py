@@ -1,6 +1,4 @@
-"""The Model of Other Agents (MOA): one network per agent, all agents evaluated together.
-
-Jaques et al. 2019, Experiment III: each agent k has its own MOA, which predicts every other
+"""The Model of Other Agents (Jaques et al. 2019, Exp. III): agent k's MOA predicts every other
 agent's next action from k's own observation and everyone's current actions.  The network is the
 paper's (supp. 10.4, as in the reference SSD repo):
 
@@ -10,13 +8,10 @@ paper's (supp. 10.4, as in the reference SSD repo):
        symbols of the communication channel)
     -> logits of every other agent's action at t+1.
 
-A self-model head reads (feature_t, h_{t-1}), i.e. what k knew before choosing, and predicts k's
-own choice at t; it gives the marginal over k's counterfactuals when k does not supply its policy.
-
-The N agents' networks are one module whose layers hold a leading agent axis: one grouped conv,
-:class:`AgentLinear` and :class:`AgentLSTMCell` (``nn.LSTMCell`` cannot be batched over agents:
-``torch.func.vmap`` has no rule for ``aten::lstm_cell``).  Tensors are ``[agents, batch, ...]``;
-the counterfactual batch adds an axis of the C values of the varied slot.  The trainer is
+A self-model head reads (feature_t, h_{t-1}), what k knew before choosing, and predicts k's own
+choice at t (the marginal's weights when k does not supply its policy).  The N agents' networks are
+one module whose layers hold a leading agent axis (``nn.LSTMCell`` cannot be: ``torch.func.vmap``
+has no rule for ``aten::lstm_cell``); tensors are ``[agents, batch, ...]``.  The trainer is
 :class:`~wrappers.moa_training.InfluenceEngine` (importable from here too).
 """
 
@@ -55,13 +50,9 @@ def _uniform(shape, bound: float, gen: torch.Generator) -> torch.Tensor:
 class AgentLSTMCell(nn.Module):
     """``nn.LSTMCell`` with one set of weights per agent, whose input is a feature vector and the
     one-hots of S categorical slots: ``feat [N, ..., fc]``, ``slots [N, ..., S]`` (each slot's value
-    already offset into ``0..num_values-1``), state ``h, c [N, ..., H]``; all broadcast against
-    each other (the counterfactual batch shares its feature and state).
-
-    The one-hot part of the input weight is stored as an embedding table, one row per slot value
-    (a linear layer on the concatenated one-hots is exactly the sum of the rows of the values that
-    are 1).  Gates in ``nn.LSTMCell``'s order (input, forget, cell, output); the forget gate's bias
-    is 1 (keeps the early gradients through the cell state alive)."""
+    already offset into ``0..num_values-1``), state ``h, c [N, ..., H]``, all broadcasting.  The
+    one-hots' weight is an embedding table (one row per slot value, summed); gates in
+    ``nn.LSTMCell``'s order, the forget gate's bias 1."""
 
     def __init__(self, num_agents: int, feat_size: int, num_values: int, hidden_size: int, gen: torch.Generator):
         super().__init__()
@@ -221,27 +212,20 @@ class MOA(nn.Module):
 
     def counterfactuals(self, img: torch.Tensor, slots: torch.Tensor, h: torch.Tensor, c: torch.Tensor,
                         workspace: dict | None = None):
-        """One step for every value of the counterfactual slot, as one expanded batch.
+        """One step for every value C of the counterfactual slot: ``img [B, N, h, w, C]``, ``slots
+        [N, B, S]``, state ``h, c [N, B, H]`` -> the predictions ``[N, B, C, N-1, A]``, the new
+        states ``h, c [N, B, C, H]`` and the self-model's logits ``[N, B, C]``.
 
-        ``img`` ``[B, N, h, w, C]``, ``slots`` ``[N, B, S]``, state ``h, c`` ``[N, B, H]``.  The batch
-        is repeated C times with the own slot set to 0..C-1 in turn.  Returns the predictions
-        ``[N, B, C, N-1, A]``, the new states ``h, c`` ``[N, B, C, H]`` (one per value) and the
-        self-model's logits ``[N, B, C]``.
-
-        ``workspace`` (the acting loop only, without autograd; default: the attribute
-        ``workspace``, which :class:`InfluenceEngine` sets during its acting pass only): a dict in
-        which the large intermediates and the returned predictions and states are kept, and
-        overwritten by the next call with it.
+        ``workspace`` (acting only, no autograd; default: the attribute ``workspace``, which
+        :class:`InfluenceEngine` sets while it acts): a dict keeping the large intermediates and
+        the returned tensors, overwritten by the next call with it.
         """
         workspace = self.workspace if workspace is None else workspace
         feat = self.encode(img, workspace)
-        h2, c2 = self.lstm.counterfactual_step(feat, slots, h, c, self.cf_slot, self._slot_starts,
-                                              workspace)
+        h2, c2 = self.lstm.counterfactual_step(feat, slots, h, c, self.cf_slot, self._slot_starts, workspace)
         n, b, num_cf, hs = h2.shape
-        head = self.head
-        width = head.weight.shape[-1]
-        logits = _scratch({} if workspace is None else workspace, "logits", (n, b * num_cf, width))
-        torch.baddbmm(head.bias, h2.view(n, b * num_cf, hs), head.weight, out=logits)
+        logits = _scratch({} if workspace is None else workspace, "logits", (n, b * num_cf, self.head.weight.shape[-1]))
+        torch.baddbmm(self.head.bias, h2.view(n, b * num_cf, hs), self.head.weight, out=logits)
         logits = logits.view(n, b, num_cf, self.num_agents - 1, self.num_actions)
         return logits, h2, c2, self.self_logits(feat, h)
 

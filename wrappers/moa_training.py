@@ -153,17 +153,13 @@ class InfluenceEngine:
 
     # ---------------------------------------------------------------- main step
     def step(self, img, actions, vis=None, symbols=None, policy=None, policy_given=None):
-        """Process one environment step of every world.
+        """One env step of every world: ``img`` uint8 ``[W, N, H, W, C]`` (the observations acted
+        on), ``actions`` int ``[W, N]``, ``vis`` bool ``[W, N, N-1]`` (the others' visibility; None:
+        all visible), ``symbols`` int ``[W, N]`` (communication only), ``policy`` ``[W, N, C]`` where
+        ``policy_given`` ``[W, N]``: the agents' own probabilities of their counterfactual variable.
 
-        ``img`` uint8 ``[W, N, H, W, C]``: each agent's observation s_t (the one it acted on);
-        ``actions`` int ``[W, N]``: actions taken at t; ``vis`` bool ``[W, N, N-1]``: visibility of
-        the others in o_t (None = all visible); ``symbols`` int ``[W, N]`` (communication only);
-        ``policy`` float ``[W, N, C]`` with ``policy_given`` bool ``[W, N]``: the agents' own
-        probabilities of their counterfactual variable, where supplied.
-
-        Returns ``(influence [W, N], per_pair [W, N, N-1])``: clipped, unweighted influence of the
-        choice made at t (for PMI: of the choice made at t-1, see the module docstring).  Torch runs
-        on ``torch_threads`` threads meanwhile (restored afterwards).
+        Returns the clipped, unweighted ``(influence [W, N], per_pair [W, N, N-1])`` (timing: see
+        the module docstring), with torch on ``torch_threads`` threads meanwhile.
         """
         before = torch.get_num_threads()
         if self.torch_threads is not None and before != self.torch_threads:
@@ -197,10 +193,8 @@ class InfluenceEngine:
                 torch.from_numpy(self.buf_img[t]), torch.from_numpy(self.buf_slots[t]),
                 torch.from_numpy(self.buf_h[t]), torch.from_numpy(self.buf_c[t]),
                 torch.from_numpy(self.buf_cf[t]), sup, given, mask)
-        if mask is None:
-            mask = torch.ones(n, w, n - 1)
         if pmi_out is not None:
-            self._pmi_pending = (cond, marg, mask)
+            self._pmi_pending = (cond, marg, torch.ones(n, w, n - 1) if mask is None else mask)
             total, per_pair = pmi_out
         else:
             total, per_pair = total.T.numpy(), per_pair.transpose(0, 1).numpy()
@@ -210,13 +204,10 @@ class InfluenceEngine:
         return np.asarray(total, dtype=np.float64), np.asarray(per_pair, dtype=np.float64)
 
     def _act_core(self, img, slots, h, c, actual, sup, given, mask):
-        """The acting pass on tensors only (so that ``torch.compile`` sees one graph).
-
-        ``sup``/``given``: the supplied policies and where they are supplied (None: nowhere);
-        ``mask``: the visibility mask ``[N, W, N-1]`` (None: all visible).  Returns the clipped total
-        influence ``[N, W]``, the masked per-pair divergence ``[N, W, N-1]`` (both None for PMI,
-        which is finished one step later), the LSTM state after the choice really made, and the
-        conditional and marginal distributions."""
+        """The acting pass on tensors only (one graph for ``torch.compile``): ``sup`` where ``given``
+        (None: nowhere) the supplied policies, ``mask`` ``[N, W, N-1]`` visibility (None: all) ->
+        the clipped total ``[N, W]`` and masked per-pair ``[N, W, N-1]`` influence (None for PMI),
+        the LSTM state after the choice made, and the conditional and marginal."""
         model = self.model
         if self._compiled:
             cf_logits, h2, c2, self_logits = model.counterfactuals(img, slots, h, c)
@@ -284,12 +275,10 @@ class InfluenceEngine:
         )
 
     def _train(self):
-        """Cross-entropy on the buffer: the prediction made at t is scored against the others'
-        actions at t+1 (masked by visibility at t+1 and by episode ends); the self-model against
-        the agent's own choice at t.  Each chunk starts from the state recorded while acting.
-
-        The first forward pass uses the weights the buffer was collected with, so it reproduces
-        the acting-time predictions: the running loss/accuracy come from it (held-out data)."""
+        """Cross-entropy on the buffer: the prediction made at t against the others' actions at t+1
+        (masked by visibility at t+1 and episode ends), the self-model against the own choice at t;
+        each chunk starts from the state recorded while acting.  The first pass, with the weights
+        the buffer was collected with, gives the running (held-out) loss and accuracy."""
         batch = self._train_batch()
         if self.train_iters == 0:  # still score the predictions, without learning
             with torch.no_grad():

@@ -22,7 +22,8 @@ def check_parallel_env(env, wrapper: str) -> None:
     missing = [a for a in ("reset", "step", "possible_agents", "observation_space", "action_space")
                if not hasattr(env, a)]
     if not isinstance(env, ParallelEnv) and missing:
-        raise TypeError(f"{wrapper} wraps a PettingZoo ParallelEnv, but got {type(env).__name__}, which lacks {missing}")
+        raise TypeError(f"{wrapper} wraps a PettingZoo ParallelEnv, but got {type(env).__name__}, "
+                        f"which lacks {missing}")
 
 
 class RuleParallelEnv(BaseParallelWrapper):

@@ -1,9 +1,5 @@
-"""What a reward rule is, and the helpers its two adapters share.
-
-A rule is a small stateful object over ``[worlds, agents]`` arrays that knows nothing of dicts,
-agent names or env APIs; :class:`~wrappers.parallel.RuleParallelEnv` (PettingZoo, worlds = 1) and
-:class:`~wrappers.vec.RuleVecEnv` (SB3, worlds = the batched simulator's) put it on an env.
-"""
+"""What a reward rule is (:class:`Rule`: it knows nothing of dicts, agent names or env APIs), and
+the helpers its two adapters (:mod:`wrappers.parallel`, :mod:`wrappers.vec`) share."""
 
 from __future__ import annotations
 
@@ -24,7 +20,7 @@ class Rule:
     None for unchanged; info)``, info mapping keys to one value for all or to arrays that
     broadcast to ``[W, N]``.
     A rule with an ``obs_key`` has ``obs_space()`` (shape ``[N]``) and ``observation()``
-    (``[W, N]``): row ``w`` goes under that key into every observation of world ``w``.
+    (``[W, N]``), whose row ``w`` goes under that key into every observation of world ``w``.
     """
 
     obs_key: str | None = None

@@ -1,9 +1,8 @@
 """The one SB3 ``VecEnv`` face of every reward rule: :class:`RuleVecEnv`, over the batched simulator.
 
-Contract of the wrapped VecEnv (``ssd_gym.vector_env``): ``num_envs = num_worlds * num_agents``
-slots, slot index ``world * num_agents + agent``; attributes ``num_worlds`` and ``num_agents``;
-rewards ``[num_slots]``; auto-reset, with ``infos[slot]["terminal_observation"]`` at episode ends
-(all agents of a world end together).
+The wrapped VecEnv (``ssd_gym.vector_env``) has ``num_worlds * num_agents`` slots (slot = world *
+num_agents + agent; attributes ``num_worlds``, ``num_agents``) and auto-resets, with
+``infos[slot]["terminal_observation"]`` at episode ends (all agents of a world end together).
 """
 
 from __future__ import annotations

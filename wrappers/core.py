@@ -128,13 +128,10 @@ def conditional_and_marginal(cf_probs: torch.Tensor, actual: torch.Tensor, polic
 def pairwise_divergence(cond: torch.Tensor, marg: torch.Tensor, divergence: str) -> torch.Tensor:
     """Per-pair divergence ``[..., J]`` for "kl" or "jsd" (for PMI: :func:`pointwise_mutual_information`);
     non-finite entries become 0 (the reference code zeroes the whole batch)."""
-    if divergence == "kl":
-        d = kl_divergence(cond, marg)
-    elif divergence == "jsd":
-        d = js_divergence(cond, marg)
-    else:
+    fn = {"kl": kl_divergence, "jsd": js_divergence}.get(divergence)
+    if fn is None:
         raise ValueError(f"pairwise_divergence handles 'kl' and 'jsd', got {divergence!r}")
-    return torch.nan_to_num(d, nan=0.0, posinf=0.0, neginf=0.0)
+    return torch.nan_to_num(fn(cond, marg), nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def aggregate_influence(per_pair: torch.Tensor, mask: torch.Tensor | None, clip: float) -> torch.Tensor:

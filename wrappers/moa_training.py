@@ -134,10 +134,7 @@ class InfluenceEngine:
     def reset_worlds(self, mask=None):
         """Mark worlds (all when ``mask`` is None) as starting a new episode: the LSTM state is
         zeroed before their next step and no prediction crosses the boundary."""
-        if mask is None:
-            self.first[:] = True
-        else:
-            self.first |= np.asarray(mask, dtype=bool)
+        self.first[slice(None) if mask is None else np.asarray(mask, dtype=bool)] = True
 
     # ---------------------------------------------------------------- statistics
     def stats(self):

@@ -56,9 +56,7 @@ class RuleParallelEnv(BaseParallelWrapper):
         return f"{type(self).__name__}<{self.env}>"
 
     def observation_space(self, agent):
-        if self._obs_spaces is None:
-            return self.env.observation_space(agent)
-        return self._obs_spaces[agent]
+        return self.env.observation_space(agent) if self._obs_spaces is None else self._obs_spaces[agent]
 
     def _augment(self, obs):
         if self.rule.obs_key is None:

@@ -79,15 +79,12 @@ class ObsReader:
 
     def __init__(self, space: spaces.Space, obs_key: str, visibility_key: str, num_agents: int, wrapper: str):
         self.obs_key, self.vis_key = obs_key, visibility_key
-        if isinstance(space, spaces.Dict):
-            if obs_key not in space.spaces:
-                raise ValueError(f"{wrapper}: observation has no key {obs_key!r} for the MOA's image "
-                                 f"(keys: {list(space.spaces)}); pass obs_key=")
-            img_space = space.spaces[obs_key]
-            self.has_vis = visibility_key in space.spaces
-            self.is_dict = True
-        else:
-            img_space, self.has_vis, self.is_dict = space, False, False
+        self.is_dict = isinstance(space, spaces.Dict)
+        if self.is_dict and obs_key not in space.spaces:
+            raise ValueError(f"{wrapper}: observation has no key {obs_key!r} for the MOA's image "
+                             f"(keys: {list(space.spaces)}); pass obs_key=")
+        img_space = space.spaces[obs_key] if self.is_dict else space
+        self.has_vis = self.is_dict and visibility_key in space.spaces
         if not isinstance(img_space, spaces.Box) or len(img_space.shape) != 3 or min(img_space.shape[:2]) < 3:
             raise ValueError(f"{wrapper}: the MOA needs an image observation Box of shape (H, W, C) "
                              f"with H, W >= 3, got {img_space}")

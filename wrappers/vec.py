@@ -31,10 +31,9 @@ def _layout(venv, wrapper: str) -> tuple[int, int]:
 class RuleVecEnv(VecEnvWrapper):
     """A ``VecEnvWrapper`` that applies a :class:`~wrappers.rule.Rule` to all worlds at once.
 
-    The rule's state of a world is reset when its episode ends; an extra observation is given
-    per slot (each slot sees its world's row) and added to ``terminal_observation`` as it was at
-    the episode's end.  Keeps the env's reward in ``info["extrinsic_reward"]`` (unless set
-    further in); rewards come out float32.
+    A world's rule state is reset when its episode ends; each slot observes its world's row of an
+    extra observation, also in ``terminal_observation``.  Keeps the env's reward in
+    ``info["extrinsic_reward"]`` (unless set further in); rewards come out float32.
     """
 
     def __init__(self, venv, rule: Rule):

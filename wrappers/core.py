@@ -1,10 +1,5 @@
 """The wrappers' formulas as pure functions over arrays (leading axes ``[worlds, agents]``), and
-the argument checks; nothing here knows about dicts, agent names or environments.
-
-Sources: prosocial eta-weighting, Jaques et al. 2019 (ICML, arXiv 1810.08647) supp. 10.5.2;
-inequity aversion, Hughes et al. 2018 (NeurIPS, arXiv 1803.08884) with the smoothed-reward
-extension; social influence, Jaques et al. 2019 Eqs. 1-4 and supp. 10.1.
-"""
+the argument checks; nothing here knows about dicts, agent names or environments."""
 
 from __future__ import annotations
 
@@ -46,7 +41,7 @@ def check_int(name: str, value, *, minimum: int) -> int:
     return int(value)
 
 
-# ---- prosocial (Jaques et al. 2019 supp. 10.5.2)
+# ---- prosocial (Jaques et al. 2019, ICML, arXiv 1810.08647, supp. 10.5.2)
 
 def prosocial_rewards(rewards: np.ndarray, eta: float) -> np.ndarray:
     """r_k = e_k + eta * sum_{i != k} e_i over the last axis (agents) of ``rewards [..., agents]``."""
@@ -55,7 +50,7 @@ def prosocial_rewards(rewards: np.ndarray, eta: float) -> np.ndarray:
     return e + eta * others
 
 
-# ---- inequity aversion (Hughes et al. 2018, with temporal smoothing; algorithms.md 1.1)
+# ---- inequity aversion (Hughes et al. 2018, NeurIPS, arXiv 1803.08884, with temporal smoothing)
 
 def smooth_rewards(traces: np.ndarray, rewards: np.ndarray, gamma: float, lam: float) -> np.ndarray:
     """One step of the smoothed-reward trace: e_hat(t) = gamma * lam * e_hat(t-1) + e(t)."""
@@ -77,7 +72,7 @@ def inequity_aversion_rewards(rewards: np.ndarray, traces: np.ndarray, alpha: fl
     return e - (alpha * envy + beta * guilt) / (n - 1)
 
 
-# ---- social influence (Jaques et al. 2019; algorithms.md 3.1-3.4)
+# ---- social influence (Jaques et al. 2019, Eqs. 1-4 and supp. 10.1)
 
 def curriculum_weight(beta: float, step: int, curriculum_steps: int) -> float:
     """beta * min(1, step / curriculum_steps); the full ``beta`` when ``curriculum_steps`` is 0."""

@@ -50,9 +50,9 @@ def _uniform(shape, bound: float, gen: torch.Generator) -> torch.Tensor:
 class AgentLSTMCell(nn.Module):
     """``nn.LSTMCell`` with one set of weights per agent, whose input is a feature vector and the
     one-hots of S categorical slots: ``feat [N, ..., fc]``, ``slots [N, ..., S]`` (each slot's value
-    already offset into ``0..num_values-1``), state ``h, c [N, ..., H]``, all broadcasting.  The
-    one-hots' weight is an embedding table (one row per slot value, summed); gates in
-    ``nn.LSTMCell``'s order, the forget gate's bias 1."""
+    already offset into ``0..num_values-1``), state ``h, c [N, B, H]``.  The one-hots' weight is an
+    embedding table (one row per slot value, summed); gates in ``nn.LSTMCell``'s order, the forget
+    gate's bias 1."""
 
     def __init__(self, num_agents: int, feat_size: int, num_values: int, hidden_size: int, gen: torch.Generator):
         super().__init__()
@@ -79,11 +79,7 @@ class AgentLSTMCell(nn.Module):
 
     def step(self, gin: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
         """The cell from the input's part of the gates ``gin`` (:meth:`input_gates`) and the state."""
-        if gin.dim() == 3 and gin.shape[:2] == h.shape[:2]:  # [N, B, .]: one fused matmul-add
-            gates = torch.baddbmm(gin, h, self.hh.weight)
-        else:
-            gates = gin + self.hh(h)
-        i, f, g, o = gates.chunk(4, dim=-1)
+        i, f, g, o = torch.baddbmm(gin, h, self.hh.weight).chunk(4, dim=-1)
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * _tanh(g)
         return torch.sigmoid(o) * _tanh(c), c
 

@@ -1,10 +1,8 @@
 """The influence engine: the MOA's online training and the influence reward, over ``[worlds, agents]``.
 
-Each :meth:`InfluenceEngine.step` (one env step of every world) stores the step in a short buffer,
-runs the MOA once for all C counterfactual values of each agent's own slot (one expanded batch),
-and forms the divergence of the conditional (at the value chosen) from the policy-weighted
-marginal for each other agent, masked by visibility at t; every ``train_every`` steps it trains
-the MOA on the buffer (:meth:`InfluenceEngine._train`).
+Each :meth:`InfluenceEngine.step` stores the step in a short buffer and runs the MOA once for all
+C counterfactual values of each agent's own slot; every ``train_every`` steps the MOA trains on the
+buffer (:meth:`InfluenceEngine._train`).
 
 Timing (the classic off-by-one pitfalls): the influence returned at t is that of the action taken
 at t, from inputs at t, so the wrapper adds it to the reward of that same step.  Only PMI needs
@@ -94,8 +92,7 @@ class InfluenceEngine:
         self.buf_vis = np.ones((t, n, w, n - 1), dtype=bool)  # their visibility in o_t
         self.buf_cf = np.zeros((t, n, w), dtype=np.int64)  # the own counterfactual variable at t
         self.buf_len = 0
-        self.h = torch.zeros(n, w, self.H)
-        self.c = torch.zeros(n, w, self.H)
+        self.h, self.c = torch.zeros(n, w, self.H), torch.zeros(n, w, self.H)
         self.first = np.ones(w, dtype=bool)
         self._pmi_pending = None
         self._compiled = bool(compile_moa)

@@ -1,12 +1,8 @@
-"""Social-reward wrappers for sequential social dilemmas.
-
-Each reward rule is a small stateful object over ``[worlds, agents]`` arrays (:mod:`wrappers.rule`),
-put on an env by one adapter per API: :class:`~wrappers.parallel.RuleParallelEnv` (PettingZoo,
-worlds = 1) and :class:`~wrappers.vec.RuleVecEnv` (SB3 ``VecEnv`` over the batched simulator), so
-the wrappers stack and work with any agents.  The formulas are pure array functions in
-:mod:`wrappers.core`; each rule's module holds its two faces (:mod:`~wrappers.prosocial`,
-:mod:`~wrappers.inequity`, :mod:`~wrappers.influence`, :mod:`~wrappers.communication`);
-:mod:`wrappers.moa` is the Model of Other Agents and its online training (:class:`InfluenceEngine`).
+"""Social-reward wrappers for sequential social dilemmas: each reward rule is a small stateful
+object over ``[worlds, agents]`` arrays (:mod:`wrappers.rule`; formulas in :mod:`wrappers.core`),
+put on an env by one adapter per API (:mod:`wrappers.parallel` for PettingZoo, :mod:`wrappers.vec`
+for the batched SB3 ``VecEnv``), so the wrappers stack and work with any agents.  Each rule's module
+holds its two faces; :mod:`wrappers.moa` is the Model of Other Agents and its online training.
 """
 
 from .communication import CommunicationChannel, CommunicationChannelVecEnv

@@ -63,7 +63,6 @@ class CommunicationChannel(InfluenceFace, RuleParallelEnv):
     * Action space: ``MultiDiscrete([A, vocab_size])``; the wrapped env receives ``env_action``.
     * Observation key ``"symbols"`` (``MultiDiscrete([vocab_size + 1] * N)``, agent-index order, own
       included): everyone's symbols of the previous step, ``vocab_size`` = none yet (after reset).
-      A non-Dict observation becomes ``{"observation": obs, "symbols": ...}``.
     * ``beta > 0`` adds the influence of k's symbol on the others' next actions as reward: the
       engine and options of :class:`~wrappers.InfluenceReward` with k's *symbol* as the
       counterfactual (its env action as observed), marginalised over ``set_symbol_probs`` or a

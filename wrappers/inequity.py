@@ -12,9 +12,8 @@ from .vec import RuleVecEnv
 
 
 class InequityAversionRule(Rule):
-    """Hughes et al. (2018) inequity-averse reward.
-
-    Each step, with raw rewards e and smoothed traces h (reset to 0 every episode)::
+    """Hughes et al. (2018) inequity-averse reward: each step, with raw rewards e and smoothed
+    traces h (reset to 0 every episode)::
 
         h_j(t) = gamma * lam * h_j(t-1) + e_j(t)
         r_i(t) = e_i(t) - alpha/(N-1) * sum_{j!=i} max(h_j(t) - h_i(t), 0)

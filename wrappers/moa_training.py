@@ -62,10 +62,8 @@ class InfluenceEngine:
             raise ValueError(f"train_every ({train_every}) must be a multiple of bptt ({bptt})")
         self.W, self.N, self.A, self.H = num_worlds, num_agents, num_actions, lstm_size
         self.divergence, self.clip = divergence, clip
-        self.influence_only_visible = influence_only_visible
-        self.train_only_visible = train_only_visible
-        self.moa_sees_hidden_actions = moa_sees_hidden_actions
-        self.cf_on = cf_on
+        self.influence_only_visible, self.train_only_visible = influence_only_visible, train_only_visible
+        self.moa_sees_hidden_actions, self.cf_on = moa_sees_hidden_actions, cf_on
         self.train_every, self.bptt, self.train_iters = train_every, bptt, train_iters
         self.torch_threads = torch_threads
         n, a = num_agents, num_actions

@@ -14,13 +14,12 @@ class Rule:
 
     An adapter calls :meth:`bind` once, :meth:`reset` at every reset (``mask=None``) and, on the
     VecEnv face, for the worlds whose episode just ended, and :meth:`step` after every env step
-    with its rewards ``e`` (float64 ``[W, N]``), the actions (int ``[W, N]``) if ``needs_actions``,
-    and if ``reader`` is set (an :class:`ObsReader`) the image ``[W, N, H, W, C]`` and visibility
-    ``[W, N, N-1]`` (or None) of the observation acted on.  ``step`` returns ``(rewards [W, N], or
-    None for unchanged; info)``, info mapping keys to one value for all or to arrays that
-    broadcast to ``[W, N]``.
-    A rule with an ``obs_key`` has ``obs_space()`` (shape ``[N]``) and ``observation()``
-    (``[W, N]``), whose row ``w`` goes under that key into every observation of world ``w``.
+    with the rewards ``e`` (float64 ``[W, N]``), the actions (int ``[W, N]``) if ``needs_actions``,
+    and, if ``reader`` (an :class:`ObsReader`) is set, the image ``[W, N, H, W, C]`` and visibility
+    ``[W, N, N-1]`` (or None) acted on.  ``step`` returns ``(rewards [W, N] or None for unchanged,
+    info)``, info values being one for all or arrays broadcasting to ``[W, N]``.  A rule with an
+    ``obs_key`` has ``obs_space()`` (``[N]``) and ``observation()`` (``[W, N]``), whose row ``w``
+    goes under that key into world ``w``'s observations (a non-Dict one becomes a Dict).
     """
 
     obs_key: str | None = None

@@ -1,25 +1,8 @@
-"""Social-reward wrappers for sequential social dilemmas.
-
-Each reward rule is one small stateful object over ``[worlds, agents]`` arrays, and one generic
-adapter per API puts any rule on an env, so the wrappers stack and work with any agents:
-
-* :mod:`wrappers.rule`: what a rule is (:class:`~wrappers.rule.Rule`) and the helpers both
-  adapters share (observation extension, image reading, policy-probability checks).
-* :mod:`wrappers.parallel`: :class:`~wrappers.parallel.RuleParallelEnv`, the PettingZoo
-  ``ParallelEnv`` face (worlds = 1).
-* :mod:`wrappers.vec`: :class:`~wrappers.vec.RuleVecEnv`, the SB3 ``VecEnv`` face over the batched
-  simulator (worlds = ``num_worlds``).
-* :mod:`wrappers.core`: the formulas as pure array functions (prosocial, inequity aversion,
-  divergences, curriculum) and argument checks.
-* One module per rule, with its two faces: :mod:`~wrappers.prosocial` (:class:`ProsocialReward`,
-  r_k = e_k + eta * sum_{i!=k} e_i), :mod:`~wrappers.inequity` (:class:`InequityAversionReward`,
-  Hughes et al. 2018 with smoothed rewards), :mod:`~wrappers.influence` (:class:`InfluenceReward`,
-  Jaques et al. 2019 social influence from a learned MOA, options in one
-  :class:`InfluenceOptions`), :mod:`~wrappers.communication` (:class:`CommunicationChannel`,
-  cheap-talk symbols, optionally with influential-communication reward;
-  :class:`CommunicationChannelVecEnv` on the VecEnv face).
-* :mod:`wrappers.moa`: the Model of Other Agents and its online training
-  (:class:`InfluenceEngine`).
+"""Social-reward wrappers for sequential social dilemmas: each reward rule is a small stateful
+object over ``[worlds, agents]`` arrays (:mod:`wrappers.rule`; formulas in :mod:`wrappers.core`),
+put on an env by one adapter per API (:mod:`wrappers.parallel` for PettingZoo, :mod:`wrappers.vec`
+for the batched SB3 ``VecEnv``), so the wrappers stack and work with any agents.  Each rule's module
+holds its two faces; :mod:`wrappers.moa` is the Model of Other Agents and its online training.
 """
 
 from .communication import CommunicationChannel, CommunicationChannelVecEnv
@@ -39,7 +22,7 @@ from .prosocial import ProsocialReward, ProsocialRewardVecEnv
 
 __all__ = [
     "ProsocialReward", "InequityAversionReward", "InfluenceReward", "CommunicationChannel",
-    "CommunicationChannelVecEnv", "ProsocialRewardVecEnv", "InequityAversionVecEnv", "InfluenceRewardVecEnv", "InfluenceOptions",
-    "MOA", "InfluenceEngine", "prosocial_rewards", "smooth_rewards", "inequity_aversion_rewards",
+    "CommunicationChannelVecEnv", "ProsocialRewardVecEnv", "InequityAversionVecEnv", "InfluenceRewardVecEnv",
+    "InfluenceOptions", "MOA", "InfluenceEngine", "prosocial_rewards", "smooth_rewards", "inequity_aversion_rewards",
     "curriculum_weight", "kl_divergence", "js_divergence", "pointwise_mutual_information",
 ]

@@ -34,8 +34,7 @@ class SymbolRule(InfluenceRule):
             raise ValueError(f"{wrapper} needs Discrete env action spaces, got {action_spaces}")
         self.engine = self.reader = self.policy = None
         self.global_step = 0
-        self.uses_rewards = self.beta > 0
-        if self.uses_rewards:
+        if self.beta > 0:
             super().bind(wrapper, num_worlds, num_agents, obs_space, action_spaces)
         self.symbols = np.full((num_worlds, num_agents), self.vocab_size, dtype=np.int64)
 
@@ -64,22 +63,18 @@ class CommunicationChannel(InfluenceFace, RuleParallelEnv):
     * Action space: ``MultiDiscrete([A, vocab_size])``; the wrapped env receives ``env_action``.
     * Observation key ``"symbols"`` (``MultiDiscrete([vocab_size + 1] * N)``, agent-index order, own
       included): everyone's symbols of the previous step, ``vocab_size`` = none yet (after reset).
-      A non-Dict observation becomes ``{"observation": obs, "symbols": ...}``.
     * ``beta > 0`` adds the influence of k's symbol on the others' next actions as reward: the
-      engine and options of :class:`~wrappers.InfluenceReward`, with k's *symbol* as the
-      counterfactual variable (its env action as observed), marginalised over k's symbol policy
-      (``set_symbol_probs``, else a learned self-model).  Symbols are broadcast, so never masked;
-      the sum over j is over visible j when ``influence_only_visible``.  Reward ``alpha * e + w * c``;
-      info keys ``symbol_influence_reward``, ``symbol_influence_weight``, ``symbol_moa_loss``,
-      ``symbol_moa_accuracy`` (so this stacks with InfluenceReward).  ``beta = 0`` (the default):
-      no MOA, rewards unchanged.
+      engine and options of :class:`~wrappers.InfluenceReward` with k's *symbol* as the
+      counterfactual (its env action as observed), marginalised over ``set_symbol_probs`` or a
+      learned self-model; the sum is over visible j when ``influence_only_visible``.  Info keys
+      are prefixed ``symbol_`` (so this stacks with InfluenceReward).  ``beta = 0`` (the
+      default): no MOA, rewards unchanged.
 
     The paper trains the message policy on ``alpha e + beta c`` and the action policy on ``e``
-    only; a wrapper returns one reward, so split them with ``info["extrinsic_reward"]`` if needed.
-    Paper's best: vocab 9 / 7, beta 2.752 / 4.825, alpha 0 / 1 (Cleanup / Harvest).
+    only: split them with ``info["extrinsic_reward"]``.  Paper's best: vocab 9 / 7, beta 2.752 /
+    4.825, alpha 0 / 1 (Cleanup / Harvest).
     """
 
-    OBS_KEY = "symbols"
     vocab_size = rule_attr("vocab_size")
 
     @rule_keywords(SymbolRule)
@@ -108,7 +103,8 @@ class CommunicationChannel(InfluenceFace, RuleParallelEnv):
             if arr.shape != (2,):
                 raise ValueError(f"CommunicationChannel: action of {a!r} must be (env_action, symbol), got {x!r}")
             if not 0 <= arr[1] < self.vocab_size:
-                raise ValueError(f"CommunicationChannel: symbol of {a!r} must be in [0, {self.vocab_size}), got {arr[1]}")
+                raise ValueError(f"CommunicationChannel: symbol of {a!r} must be in [0, {self.vocab_size}), "
+                                 f"got {arr[1]}")
             env_actions[a] = int(arr[0])
             symbols[0, self._index[a]] = int(arr[1])
         act = None
@@ -118,16 +114,10 @@ class CommunicationChannel(InfluenceFace, RuleParallelEnv):
 
 
 class CommunicationChannelVecEnv(InfluenceFace, RuleVecEnv):
-    """SB3 VecEnv face of the channel (same rule, options and info keys as
-    :class:`CommunicationChannel`), over the batched simulator.
+    """SB3 VecEnv face of the channel (same rule, options, spaces and info keys as
+    :class:`CommunicationChannel`): ``step`` takes ``[num_slots, 2]`` rows of ``(env_action,
+    symbol)``; each slot observes its world's symbols (``vocab_size`` after the world's reset)."""
 
-    * Action space ``MultiDiscrete([A, vocab_size])``: ``step`` takes ``[num_slots, 2]`` rows of
-      ``(env_action, symbol)``; the wrapped VecEnv receives the env actions.
-    * Observation key ``"symbols"``: every agent's symbol of the previous step in the slot's world
-      (``vocab_size`` = none yet, after the world's reset).
-    """
-
-    OBS_KEY = "symbols"
     vocab_size = rule_attr("vocab_size")
 
     @rule_keywords(SymbolRule)

@@ -1,10 +1,5 @@
 """The wrappers' formulas as pure functions over arrays (leading axes ``[worlds, agents]``), and
-the argument checks; nothing here knows about dicts, agent names or environments.
-
-Sources: prosocial eta-weighting, Jaques et al. 2019 (ICML, arXiv 1810.08647) supp. 10.5.2;
-inequity aversion, Hughes et al. 2018 (NeurIPS, arXiv 1803.08884) with the smoothed-reward
-extension; social influence, Jaques et al. 2019 Eqs. 1-4 and supp. 10.1.
-"""
+the argument checks; nothing here knows about dicts, agent names or environments."""
 
 from __future__ import annotations
 
@@ -46,13 +41,7 @@ def check_int(name: str, value, *, minimum: int) -> int:
     return int(value)
 
 
-def check_divergence(divergence: str) -> str:
-    if divergence not in DIVERGENCES:
-        raise ValueError(f"unknown divergence {divergence!r}; choose one of {DIVERGENCES}")
-    return divergence
-
-
-# ---- prosocial (Jaques et al. 2019 supp. 10.5.2)
+# ---- prosocial (Jaques et al. 2019, ICML, arXiv 1810.08647, supp. 10.5.2)
 
 def prosocial_rewards(rewards: np.ndarray, eta: float) -> np.ndarray:
     """r_k = e_k + eta * sum_{i != k} e_i over the last axis (agents) of ``rewards [..., agents]``."""
@@ -61,7 +50,7 @@ def prosocial_rewards(rewards: np.ndarray, eta: float) -> np.ndarray:
     return e + eta * others
 
 
-# ---- inequity aversion (Hughes et al. 2018, with temporal smoothing; algorithms.md 1.1)
+# ---- inequity aversion (Hughes et al. 2018, NeurIPS, arXiv 1803.08884, with temporal smoothing)
 
 def smooth_rewards(traces: np.ndarray, rewards: np.ndarray, gamma: float, lam: float) -> np.ndarray:
     """One step of the smoothed-reward trace: e_hat(t) = gamma * lam * e_hat(t-1) + e(t)."""
@@ -70,11 +59,8 @@ def smooth_rewards(traces: np.ndarray, rewards: np.ndarray, gamma: float, lam: f
 
 def inequity_aversion_rewards(rewards: np.ndarray, traces: np.ndarray, alpha: float, beta: float) -> np.ndarray:
     """r_i = e_i - alpha/(N-1) * sum_{j!=i} max(h_j - h_i, 0) - beta/(N-1) * sum_{j!=i} max(h_i - h_j, 0)
-
-    from this step's raw rewards ``e`` and the smoothed traces ``h`` including this step, shapes
-    ``[..., agents]``.  Both penalties are subtracted (the reference code adds the advantageous
-    one).  One agent: nobody to compare with, the reward is unchanged.
-    """
+    from raw rewards ``e`` and smoothed traces ``h`` (this step's included), ``[..., agents]``; one
+    agent: unchanged."""
     e = np.asarray(rewards, dtype=np.float64)
     h = np.asarray(traces, dtype=np.float64)
     n = h.shape[-1]
@@ -86,7 +72,7 @@ def inequity_aversion_rewards(rewards: np.ndarray, traces: np.ndarray, alpha: fl
     return e - (alpha * envy + beta * guilt) / (n - 1)
 
 
-# ---- social influence (Jaques et al. 2019; algorithms.md 3.1-3.4)
+# ---- social influence (Jaques et al. 2019, Eqs. 1-4 and supp. 10.1)
 
 def curriculum_weight(beta: float, step: int, curriculum_steps: int) -> float:
     """beta * min(1, step / curriculum_steps); the full ``beta`` when ``curriculum_steps`` is 0."""
@@ -135,16 +121,12 @@ def conditional_and_marginal(cf_probs: torch.Tensor, actual: torch.Tensor, polic
 
 
 def pairwise_divergence(cond: torch.Tensor, marg: torch.Tensor, divergence: str) -> torch.Tensor:
-    """Per-pair divergence ``[..., J]`` for "kl" or "jsd" (PMI needs the realised action: use
-    :func:`pointwise_mutual_information`).  Non-finite entries become 0 (one bad prediction must
-    not poison the whole batch, unlike the reference code which zeroes everything)."""
-    if divergence == "kl":
-        d = kl_divergence(cond, marg)
-    elif divergence == "jsd":
-        d = js_divergence(cond, marg)
-    else:
+    """Per-pair divergence ``[..., J]`` for "kl" or "jsd" (for PMI: :func:`pointwise_mutual_information`);
+    non-finite entries become 0 (the reference code zeroes the whole batch)."""
+    fn = {"kl": kl_divergence, "jsd": js_divergence}.get(divergence)
+    if fn is None:
         raise ValueError(f"pairwise_divergence handles 'kl' and 'jsd', got {divergence!r}")
-    return torch.nan_to_num(d, nan=0.0, posinf=0.0, neginf=0.0)
+    return torch.nan_to_num(fn(cond, marg), nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def aggregate_influence(per_pair: torch.Tensor, mask: torch.Tensor | None, clip: float) -> torch.Tensor:

@@ -12,31 +12,20 @@ from .vec import RuleVecEnv
 
 
 class InequityAversionRule(Rule):
-    """Hughes et al. (2018) inequity-averse reward.
-
-    Each step, with raw rewards e and smoothed traces h (reset to 0 every episode)::
+    """Hughes et al. (2018) inequity-averse reward: each step, with raw rewards e and smoothed
+    traces h (reset to 0 every episode)::
 
         h_j(t) = gamma * lam * h_j(t-1) + e_j(t)
         r_i(t) = e_i(t) - alpha/(N-1) * sum_{j!=i} max(h_j(t) - h_i(t), 0)
                         - beta /(N-1) * sum_{j!=i} max(h_i(t) - h_j(t), 0)
 
     Both penalties are subtracted (the reference repo's code adds the advantageous term and does
-    not smooth; this does neither).  ``info["smoothed_reward"]`` is the agent's own trace.
-
-    Defaults and their source: ``alpha = 5``, ``beta = 0.05``: the values of Hughes et al.'s
-    strongest results (as quoted by the empathy_marl docs), also used by the reference SSD repo's
-    README command (``--alpha=5.0 --beta=0.05``) and SocialJax's defaults; ``lam = 0.975``: Hughes
-    et al. (via the same secondary source; the LIO code uses 0.95); ``gamma = 0.99``: the RL
-    discount used by Hughes et al. and Jaques et al.  Hughes found the guilt term (beta) helps in
-    Cleanup and the envy term (alpha) in Harvest.
+    not smooth).  ``info["smoothed_reward"]`` is the agent's own trace.  Defaults: Hughes et al.'s
+    strongest results (``alpha = 5``, ``beta = 0.05``, ``lam = 0.975``; README) and ``gamma = 0.99``.
 
     ``observe_smoothed_rewards=True`` adds key ``"smoothed_rewards"`` (float32 ``[N]``, agent-index
-    order, the traces after the step that produced the observation) to every observation, as
-    Hughes let agents observe them.  A non-Dict observation becomes
-    ``{"observation": obs, "smoothed_rewards": ...}``.
+    order, the traces after the step) to every observation, as Hughes let agents observe them.
     """
-
-    OBS_KEY = "smoothed_rewards"
 
     def __init__(self, alpha: float = 5.0, beta: float = 0.05, gamma: float = 0.99, lam: float = 0.975,
                  observe_smoothed_rewards: bool = False):
@@ -45,7 +34,7 @@ class InequityAversionRule(Rule):
         if self.gamma > 1 or self.lam > 1:
             raise ValueError(f"gamma and lam must lie in [0, 1], got gamma={gamma}, lam={lam}")
         self.observe_smoothed_rewards = bool(observe_smoothed_rewards)
-        self.obs_key = self.OBS_KEY if self.observe_smoothed_rewards else None
+        self.obs_key = "smoothed_rewards" if self.observe_smoothed_rewards else None
 
     def bind(self, wrapper, num_worlds, num_agents, obs_space, action_spaces):
         super().bind(wrapper, num_worlds, num_agents, obs_space, action_spaces)
@@ -68,7 +57,6 @@ class InequityAversionRule(Rule):
 class _Options:
     """The rule's options and traces, as attributes of both faces."""
 
-    OBS_KEY = InequityAversionRule.OBS_KEY
     alpha, beta, gamma, lam, observe_smoothed_rewards, traces = map(
         rule_attr, ("alpha", "beta", "gamma", "lam", "observe_smoothed_rewards", "traces"))
 
@@ -82,8 +70,7 @@ class InequityAversionReward(_Options, RuleParallelEnv):
 
 
 class InequityAversionVecEnv(_Options, RuleVecEnv):
-    """SB3 VecEnv face of :class:`InequityAversionRule`: traces are reset per world when its
-    episode ends; the observed traces are ``[num_slots, N]`` (each slot sees its world's)."""
+    """SB3 VecEnv face of :class:`InequityAversionRule` (traces reset per world at its episode end)."""
 
     @rule_keywords(InequityAversionRule)
     def __init__(self, venv, *args, **kwargs):

@@ -1,9 +1,5 @@
-"""Social influence reward from a learned Model of Other Agents (Jaques et al. 2019, Exp. III).
-
-:class:`InfluenceOptions` holds every option; :class:`InfluenceRule` applies them to ``[worlds,
-agents]`` arrays through an :class:`~wrappers.InfluenceEngine`; :class:`InfluenceReward`
-(PettingZoo) and :class:`InfluenceRewardVecEnv` (SB3) put the rule on an env.
-"""
+"""Social influence reward from a learned Model of Other Agents (Jaques et al. 2019, Exp. III):
+its options, its rule and the rule's two faces."""
 
 from __future__ import annotations
 
@@ -15,7 +11,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from .core import check_divergence, check_int, check_weight, curriculum_weight
+from .core import DIVERGENCES, check_int, check_weight, curriculum_weight
 from .moa import InfluenceEngine
 from .parallel import RuleParallelEnv
 from .rule import ObsReader, Rule, policy_from_agents, policy_from_slots, rule_attr, rule_keywords
@@ -26,9 +22,8 @@ from .vec import RuleVecEnv
 class InfluenceOptions:
     """Every option of the influence reward, validated on construction (``TypeError``/``ValueError``
     naming the field), so bad input fails before a wrapper builds any state.  Passed whole as
-    ``options=`` to :class:`InfluenceReward`, :class:`~wrappers.InfluenceRewardVecEnv` and
-    :class:`~wrappers.CommunicationChannel`; each field is also a keyword shortcut of those
-    constructors.  Meanings: see :class:`InfluenceReward`."""
+    ``options=`` to the influence faces and :class:`~wrappers.CommunicationChannel`; each field is
+    also a keyword shortcut of those constructors.  Meanings: see :class:`InfluenceRule`."""
 
     beta: float = 1.0
     alpha: float = 1.0
@@ -59,19 +54,14 @@ class InfluenceOptions:
         for name, minimum in (("curriculum_steps", 0), ("train_every", 1), ("bptt", 1), ("train_iters", 0)):
             put(name, check_int(name, getattr(self, name), minimum=minimum))
         put("seed", int(self.seed))
-        check_divergence(self.divergence)
+        if self.divergence not in DIVERGENCES:
+            raise ValueError(f"unknown divergence {self.divergence!r}; choose one of {DIVERGENCES}")
         if self.train_every % self.bptt:
             raise ValueError(f"train_every ({self.train_every}) must be a multiple of bptt ({self.bptt})")
         if self.torch_threads is not None:
             put("torch_threads", check_int("torch_threads", self.torch_threads, minimum=1))
         for name in ("influence_only_visible", "train_only_visible", "moa_sees_hidden_actions", "compile_moa"):
             put(name, bool(getattr(self, name)))
-
-    def engine_kwargs(self) -> dict:
-        """The keyword arguments of :class:`~wrappers.InfluenceEngine`: all but the reward weights
-        and the observation keys."""
-        skip = ("beta", "alpha", "curriculum_steps", "obs_key", "visibility_key")
-        return {k: v for k, v in asdict(self).items() if k not in skip}
 
     @classmethod
     def merge(cls, options: InfluenceOptions | None, shortcuts: dict, base: InfluenceOptions | None = None):
@@ -96,48 +86,35 @@ def option_keywords(base: InfluenceOptions):
 
 
 class InfluenceRule(Rule):
-    """Decentralised social influence reward from a learned MOA (Jaques et al. 2019, Exp. III),
-    over ``[worlds, agents]``; its options are an :class:`InfluenceOptions`.
+    """Decentralised social influence reward from a learned MOA, over ``[worlds, agents]``; its
+    options are an :class:`InfluenceOptions`.  Reward of agent k at step t::
 
-    Reward of agent k at step t::
-
-        r_k = alpha * e_k + w(t) * clip(sum_{j != k, j visible to k at t} D[ p(a_{t+1}^j | a_t^k, s_t^k)
-                                                    || sum_a~ pi_k(a~ | s_t^k) p(a_{t+1}^j | a~, s_t^k) ], ±clip)
+        r_k = alpha * e_k + w(t) * clip(sum_{j != k, j visible to k at t} D[cond || marg], ±clip)
+        cond = p(a_{t+1}^j | a_t^k, s_t^k),   marg = sum_a~ pi_k(a~ | s_t^k) p(a_{t+1}^j | a~, s_t^k)
         w(t) = beta * min(1, t / curriculum_steps)         (constant beta if curriculum_steps == 0)
 
-    where ``p`` is agent k's own MOA (conditioned on its observation, its MOA history and the joint
-    action at t, of which only k's entry is varied) and ``D`` is KL(cond || marg), JSD, or PMI
-    (``log p(a^j_{t+1} | a^k_t) / p(a^j_{t+1})`` at j's realised next action, which is only known at
-    t+1: **PMI influence is therefore added one step late**, to the reward of step t+1).
+    where ``p`` is agent k's own MOA (of which only k's action at t is varied) and ``D`` is
+    KL(cond || marg), JSD, or PMI (``log p(a^j_{t+1} | a^k_t) / p(a^j_{t+1})`` at j's realised next
+    action, known only at t+1: **PMI influence is added one step late**, to the reward of t+1).
+    pi_k: the face's ``set_action_probs`` for the next step, else the learned self-model.
 
-    Policy probabilities pi_k: the face's ``set_action_probs`` before ``step``; they are used for
-    that step only.  For agents that did not supply them, the wrapper's learned self-model
-    (a head trained by cross-entropy on k's own actions) gives pi_k.
+    The MOA (:mod:`wrappers.moa`) sees ``obs[obs_key]`` and everyone's actions at t; others outside
+    k's view are fed as "unknown" unless ``moa_sees_hidden_actions``.  It is trained online every
+    ``train_every`` steps (``train_iters`` Adam steps at rate ``lr``, truncated BPTT of ``bptt``
+    steps) on the others' next actions, only where visible at t+1 if ``train_only_visible`` (paper
+    Table 3: True); ``influence_only_visible`` (paper: True) sums over the j visible at t.
+    ``train_iters=0`` freezes the MOA (e.g. after ``load_moa``).
 
-    The MOA (conv 3x3x6, FC 32-32, LSTM 128; one per agent, batched) sees the image observation
-    (``obs[obs_key]``) and everyone's actions at t, own first then the others in agent-index order;
-    others outside k's view are fed as "unknown" unless ``moa_sees_hidden_actions``.  It is trained
-    online every ``train_every`` steps on the steps since the last round (``train_iters`` Adam
-    steps at rate ``lr``; truncated BPTT of ``bptt`` steps), by cross-entropy on the others' next
-    actions, only where they are visible (at t+1) when ``train_only_visible`` (paper Table 3:
-    True).  ``influence_only_visible`` (paper: True) restricts the sum over j to agents visible at t
-    (when k acted).  ``train_iters=0`` freezes the MOA (e.g. after ``load_moa``).
+    ``e`` is the reward of the wrapped env, so stacking composes (e.g. over ProsocialReward).  Info
+    per agent and step: ``influence_reward`` (c_k), ``influence_weight`` (w), ``moa_loss`` and
+    ``moa_accuracy`` (see ``moa_stats``), ``policy_source`` ("given" or "self_model").
 
-    ``e`` is the reward of the wrapped env, so stacking composes (e.g. over ProsocialReward).
-    Info per agent and step: ``extrinsic_reward`` (the game's own reward, kept from further in),
-    ``influence_reward`` (the clipped, unweighted influence c_k), ``influence_weight`` (w),
-    ``moa_loss`` and ``moa_accuracy`` (this agent's MOA, running, held-out: see ``moa_stats``;
-    NaN before the first training round), ``policy_source`` ("given" or "self_model").
-
-    Defaults: ``beta = 1.0`` and ``curriculum_steps = 0`` (no ramp); the paper's best beta is 0.620
-    (Cleanup) / 2.521 (Harvest) with a curriculum of C = 40 / 226 (units unstated, likely 1e6
-    steps); the reference repo uses weight 1.0 / 2.521.  ``clip = 10`` as in the reference repo.
+    Defaults: ``beta = 1.0``, ``curriculum_steps = 0`` (no ramp), ``clip = 10`` (the reference
+    repo's); the paper's best: beta 0.620 / 2.521, C = 40 / 226 (Cleanup / Harvest; README).
     ``torch_threads`` (default 1): torch's thread count while the MOA runs, set and restored around
-    each step (the tensors are tiny, so extra intra-op threads only add synchronisation, and on a
-    busy machine they make each step much slower); ``None`` leaves torch's setting alone.
-    ``compile_moa=True`` (opt-in) runs the MOA's acting pass through ``torch.compile`` (the first
-    step compiles, which needs a C++ compiler; results equal the eager pass up to float32
-    rounding); keep ``torch_threads=1`` with it, as the compiled kernels use OpenMP.
+    each step (the tensors are tiny: more threads only add synchronisation); ``None`` leaves it.
+    ``compile_moa=True`` runs the MOA's acting pass through ``torch.compile`` (needs a C++
+    compiler; equal to the eager pass up to float32 rounding; keep ``torch_threads=1`` with it).
     ``seed`` fixes the MOA's initial weights.
     """
 
@@ -146,7 +123,8 @@ class InfluenceRule(Rule):
     @option_keywords(InfluenceOptions())
     def __init__(self, options: InfluenceOptions | None = None, **shortcuts):
         self.options = o = InfluenceOptions.merge(options, shortcuts)
-        self.beta, self.alpha, self.curriculum_steps, self.divergence = o.beta, o.alpha, o.curriculum_steps, o.divergence
+        self.beta, self.alpha = o.beta, o.alpha
+        self.curriculum_steps, self.divergence = o.curriculum_steps, o.divergence
         self.engine_extra = {}  # more InfluenceEngine keywords (the communication channel's)
 
     def bind(self, wrapper, num_worlds, num_agents, obs_space, action_spaces):
@@ -159,8 +137,9 @@ class InfluenceRule(Rule):
         self.num_actions = int(action_spaces[0].n)
         o = self.options
         self.reader = ObsReader(obs_space, o.obs_key, o.visibility_key, num_agents, wrapper)
+        skip = ("beta", "alpha", "curriculum_steps", "obs_key", "visibility_key")  # not the engine's options
         self.engine = InfluenceEngine(num_worlds, num_agents, self.num_actions, self.reader.shape,
-                                      **o.engine_kwargs(), **self.engine_extra)
+                                      **{k: v for k, v in asdict(o).items() if k not in skip}, **self.engine_extra)
         self.global_step = 0
         self.policy = None  # (probs [W, N, C], given [W, N]) for the next step only
 
@@ -176,12 +155,11 @@ class InfluenceRule(Rule):
 
     def step(self, e, actions, img, vis, symbols=None):
         probs, given = self.policy or (None, None)
-        influence, _ = self.engine.step(img, actions, vis, symbols=symbols, policy=probs, policy_given=given)
-        c = np.asarray(influence, dtype=np.float64)
+        c, _ = self.engine.step(img, actions, vis, symbols=symbols, policy=probs, policy_given=given)
         w = self.influence_weight
         loss, acc, _ = self.engine.stats()
-        info = dict(influence_reward=c, influence_weight=w, moa_loss=np.asarray(loss)[None],
-                    moa_accuracy=np.asarray(acc)[None],  # [1, N]: the same in every world
+        info = dict(influence_reward=c, influence_weight=w, moa_loss=loss[None],
+                    moa_accuracy=acc[None],  # [1, N]: the same in every world
                     policy_source="self_model" if given is None else np.where(given, "given", "self_model"))
         self.global_step += self.num_worlds
         self.policy = None
@@ -210,9 +188,8 @@ class InfluenceFace:
 
     def moa_stats(self):
         """``(loss [N], accuracy [N], pair_accuracy [N, N-1])``: running cross-entropy and accuracy
-        of each agent's MOA at predicting the others' next actions (pair ``[k, i]`` is the i-th other
-        agent of k in agent-index order).  Scored on each new batch before the MOA trains on it,
-        so they are held-out numbers; updated every ``train_every`` steps, NaN before the first."""
+        of each agent's MOA (pair ``[k, i]``: k's i-th other agent), held-out (scored on each batch
+        before training on it); updated every ``train_every`` steps, NaN before the first."""
         return self.engine.stats()
 
 
@@ -226,21 +203,14 @@ class InfluenceReward(InfluenceFace, RuleParallelEnv):
         super().__init__(env, InfluenceRule(*args, **kwargs))
 
     def set_action_probs(self, probs: dict) -> None:
-        """Give agents' policy probabilities pi_k(. | s_t) for the next ``step`` only.
-
-        ``probs``: ``{agent: array of shape [A]}``; any subset of agents (the rest use the learned
-        self-model).  Probabilities are renormalised; invalid ones raise ``ValueError``.
-        """
+        """Give agents' policy probabilities pi_k(. | s_t), ``{agent: array [A]}`` for any subset
+        (the rest use the self-model), for the next ``step`` only; renormalised, checked."""
         self.rule.policy = policy_from_agents("set_action_probs", probs, self._index, self.num_actions)
 
 
 class InfluenceRewardVecEnv(InfluenceFace, RuleVecEnv):
-    """SB3 VecEnv face of :class:`InfluenceRule`: same engine, options and info keys.
-
-    One MOA per agent index, shared by all worlds (they are i.i.d. copies of the game) and trained
-    on all of them at once.  ``global_step`` counts env steps (``num_worlds`` per call), so the
-    curriculum runs in env steps on both faces.
-    """
+    """SB3 VecEnv face of :class:`InfluenceRule`: one MOA per agent index, shared by and trained on
+    all worlds; ``global_step`` counts env steps (``num_worlds`` per call), as on the other face."""
 
     @rule_keywords(InfluenceRule)
     def __init__(self, venv, *args, **kwargs):

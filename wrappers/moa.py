@@ -1,6 +1,4 @@
-"""The Model of Other Agents (MOA): one network per agent, all agents evaluated together.
-
-Jaques et al. 2019, Experiment III: each agent k has its own MOA, which predicts every other
+"""The Model of Other Agents (Jaques et al. 2019, Exp. III): agent k's MOA predicts every other
 agent's next action from k's own observation and everyone's current actions.  The network is the
 paper's (supp. 10.4, as in the reference SSD repo):
 
@@ -10,19 +8,11 @@ paper's (supp. 10.4, as in the reference SSD repo):
        symbols of the communication channel)
     -> logits of every other agent's action at t+1.
 
-A self-model head reads (feature_t, h_{t-1}), i.e. what k knew before choosing, and predicts k's
-own choice at t; it gives the marginal over k's counterfactuals when k does not supply its policy.
-
-The N agents' networks are one module: every layer holds a leading agent axis.  The conv's
-weights are one grouped convolution's (one group per agent); the other layers are
-:class:`AgentLinear` (one batched matmul applies each agent's weights to its own rows), and the LSTM cell is ``nn.LSTMCell``'s
-cell over such layers (:class:`AgentLSTMCell`), trained by autograd.  ``nn.LSTMCell`` itself
-cannot be batched over agents: ``torch.func.vmap`` has no batching rule for ``aten::lstm_cell``.
-Tensors are laid out ``[agents, batch, ...]``; the counterfactual batch adds an axis of the C
-values of the varied slot, over which the feature and the LSTM state broadcast.
-
-The training, buffer and influence logic live in :mod:`wrappers.moa_training`
-(:class:`InfluenceEngine`, importable from here too).
+A self-model head reads (feature_t, h_{t-1}), what k knew before choosing, and predicts k's own
+choice at t (the marginal's weights when k does not supply its policy).  The N agents' networks are
+one module whose layers hold a leading agent axis (``nn.LSTMCell`` cannot be: ``torch.func.vmap``
+has no rule for ``aten::lstm_cell``); tensors are ``[agents, batch, ...]``.  The trainer is
+:class:`~wrappers.moa_training.InfluenceEngine` (importable from here too).
 """
 
 from __future__ import annotations
@@ -38,9 +28,8 @@ _IM2COL_MAX_BATCH = 256  # encode(): im2col + bmm up to this many images per age
 
 
 class AgentLinear(nn.Module):
-    """One linear layer per agent, applied with one batched matmul: ``[N, ..., in] -> [N, ..., out]``.
-
-    Initialised like ``nn.Linear`` (uniform in +-1/sqrt(fan_in), biases too)."""
+    """One linear layer per agent, applied with one batched matmul: ``[N, ..., in] -> [N, ..., out]``;
+    initialised like ``nn.Linear`` (uniform in +-1/sqrt(fan_in), biases too)."""
 
     def __init__(self, num_agents: int, fan_in: int, fan_out: int, gen: torch.Generator, bias: bool = True):
         super().__init__()
@@ -61,13 +50,9 @@ def _uniform(shape, bound: float, gen: torch.Generator) -> torch.Tensor:
 class AgentLSTMCell(nn.Module):
     """``nn.LSTMCell`` with one set of weights per agent, whose input is a feature vector and the
     one-hots of S categorical slots: ``feat [N, ..., fc]``, ``slots [N, ..., S]`` (each slot's value
-    already offset into ``0..num_values-1``), state ``h, c [N, ..., H]``; all broadcast against
-    each other (the counterfactual batch shares its feature and state).
-
-    The one-hot part of the input weight is stored as an embedding table, one row per slot value
-    (a linear layer on the concatenated one-hots is exactly the sum of the rows of the values that
-    are 1).  Gates in ``nn.LSTMCell``'s order (input, forget, cell, output); the forget gate's bias
-    is 1 (keeps the early gradients through the cell state alive)."""
+    already offset into ``0..num_values-1``), state ``h, c [N, B, H]``.  The one-hots' weight is an
+    embedding table (one row per slot value, summed); gates in ``nn.LSTMCell``'s order, the forget
+    gate's bias 1."""
 
     def __init__(self, num_agents: int, feat_size: int, num_values: int, hidden_size: int, gen: torch.Generator):
         super().__init__()
@@ -94,11 +79,7 @@ class AgentLSTMCell(nn.Module):
 
     def step(self, gin: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
         """The cell from the input's part of the gates ``gin`` (:meth:`input_gates`) and the state."""
-        if gin.dim() == 3 and gin.shape[:2] == h.shape[:2]:  # [N, B, .]: one fused matmul-add
-            gates = torch.baddbmm(gin, h, self.hh.weight)
-        else:
-            gates = gin + self.hh(h)
-        i, f, g, o = gates.chunk(4, dim=-1)
+        i, f, g, o = torch.baddbmm(gin, h, self.hh.weight).chunk(4, dim=-1)
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * _tanh(g)
         return torch.sigmoid(o) * _tanh(c), c
 
@@ -109,12 +90,9 @@ class AgentLSTMCell(nn.Module):
         ``slot_starts`` each slot's first row among the ``num_values`` -> ``h, c [N, B, C, H]`` for
         the C values of slot ``cf_slot``.
 
-        The same function as ``forward`` on the expanded batch, but the part of the gates shared by
-        the C values (feature, state, the other slots) is computed once; the expanded batch only
-        adds the varied slot's rows of the embedding table.  One sigmoid covers all four gates, the
-        cell gate's pre-activation doubled (tanh(x) = 2 sigmoid(2x) - 1).  Acting only (no
-        autograd): it writes into buffers, kept in ``workspace`` (see :meth:`MOA.counterfactuals`)
-        or fresh when that is None."""
+        The part of the gates shared by the C values is computed once, and one sigmoid covers all
+        four gates (the cell gate's pre-activation doubled: tanh(x) = 2 sigmoid(2x) - 1).  Acting
+        only (no autograd): it writes into the buffers of ``workspace`` (fresh when None)."""
         n, b, s = slots.shape
         hs, nv = self.hidden_size, self.num_values
         start = slot_starts[cf_slot]
@@ -155,18 +133,14 @@ def _scratch(workspace: dict, name: str, shape: tuple) -> torch.Tensor:
 
 
 def _tanh(x: torch.Tensor) -> torch.Tensor:
-    """tanh(x) = 2 sigmoid(2x) - 1: the same function, but torch's CPU sigmoid is several times
-    faster than its tanh, and the counterfactual batch's cell is the largest elementwise work."""
+    """tanh(x) as 2 sigmoid(2x) - 1 (torch's CPU sigmoid is faster than its tanh)."""
     return torch.sigmoid(2.0 * x) * 2.0 - 1.0
 
 
 class MOA(nn.Module):
-    """Every agent's MOA network (see the module docstring).
-
-    ``cards``: the cardinality of each categorical input slot, the same for every agent (slot 0 is
-    the agent's own action, then the others' actions, then optionally symbols); ``cf_slot``: the
-    slot whose value is varied counterfactually (the own action, or the own symbol).  Slot values
-    are int64 ``[N, B, S]``.
+    """Every agent's MOA network (see the module docstring).  ``cards``: the cardinality of each
+    categorical input slot, the same for every agent (own action, the others' actions, optionally
+    symbols); ``cf_slot``: the slot varied counterfactually.  Slot values are int64 ``[N, B, S]``.
     """
 
     def __init__(self, num_agents: int, num_actions: int, cards: list[int], cf_slot: int,
@@ -196,47 +170,33 @@ class MOA(nn.Module):
 
     def encode(self, img: torch.Tensor, workspace: dict | None = None) -> torch.Tensor:
         """Observations uint8 ``[B, N, h, w, C]`` (agent k's own view in ``[:, k]``) -> features
-        ``[N, B, fc]``.
-
-        For the small batches of the acting pass (up to ``_IM2COL_MAX_BATCH`` images per agent) the
-        grouped conv is computed as im2col + one batched matmul (the patches of every image of
-        agent k against k's kernels): on CPU this is 3-4x faster than the grouped ``nn.Conv2d``
-        there, and it is the same function of the same weights.  For the training batch (thousands
-        of images) one plain conv per agent is the fastest, forward and backward.
-        ``workspace`` (acting only): a dict that keeps the patch buffer between calls."""
+        ``[N, B, fc]``.  The grouped conv is computed as im2col + one batched matmul up to
+        ``_IM2COL_MAX_BATCH`` images per agent (acting), else as one plain conv per agent (training):
+        the same function, the faster way on CPU for each.  ``workspace`` (acting only): a dict that
+        keeps the patch buffer between calls."""
         b, n, hh, ww, ch = img.shape
         oh, ow = hh - 2, ww - 2
         co, npos = self.conv.out_channels // n, oh * ow
-        if b > _IM2COL_MAX_BATCH:  # the training batch: one plain conv per agent (on CPU faster,
-            # forward and backward, than the grouped conv or im2col + bmm; RESULTS.md, pilots 39-40)
+        if b > _IM2COL_MAX_BATCH:  # the training batch
             x = img.permute(1, 0, 4, 2, 3).to(torch.float32, memory_format=torch.contiguous_format)  # [N, B, C, h, w]
             weight = (self.conv.weight * (1.0 / 255.0)).view(n, co, ch, 3, 3)  # the uint8 scaling, on the kernel
             bias = self.conv.bias.view(n, co)
             y = torch.stack([F.conv2d(x[k], weight[k], bias[k]) for k in range(n)]).relu_().flatten(2)
             return torch.tanh(self.fc2(torch.tanh(self.fc1(y))))
-        if workspace is None:
-            x = img.permute(1, 4, 0, 2, 3).to(torch.float32, memory_format=torch.contiguous_format)  # [N, C, B, h, w]
-        else:
-            x = _scratch(workspace, "img", (n, ch, b, hh, ww))
-            x.copy_(img.permute(1, 4, 0, 2, 3))
+        ws = {} if workspace is None else workspace  # None: fresh buffers
+        x = _scratch(ws, "img", (n, ch, b, hh, ww)).copy_(img.permute(1, 4, 0, 2, 3))  # [N, C, B, h, w]
         s = x.stride()
         view = x.as_strided((n, ch, 3, 3, b, oh, ow), (s[0], s[1], s[3], s[4], s[2], s[3], s[4]))
-        if workspace is None:
-            patches = view.reshape(n, ch * 9, b * oh * ow)
-        else:
-            patches = _scratch(workspace, "patches", (n, ch * 9, b * oh * ow))
-            patches.view(view.shape).copy_(view)
-        # patches: [N, C*3*3, B*oh*ow], rows in the kernel's order
+        patches = _scratch(ws, "patches", (n, ch * 9, b * npos))  # rows in the kernel's order
+        patches.view(view.shape).copy_(view)
         weight = self.conv.weight.view(n, co, ch * 9) * (1.0 / 255.0)  # the uint8 scaling, on the kernel
         bias = self.conv.bias.view(n, co, 1)
-        if workspace is None:
-            y = torch.relu(torch.baddbmm(bias, weight, patches))  # [N, co, B*oh*ow]
-            y = y.view(n, co, b, npos).transpose(1, 2).reshape(n, b, co * npos)
+        if workspace is None:  # (autograd allows no out=)
+            conv = torch.relu(torch.baddbmm(bias, weight, patches))
         else:
-            conv = _scratch(workspace, "conv", (n, co, b * npos))
-            torch.baddbmm(bias, weight, patches, out=conv).relu_()
-            y = _scratch(workspace, "conv_t", (n, b, co * npos))
-            y.view(n, b, co, npos).copy_(conv.view(n, co, b, npos).transpose(1, 2))
+            conv = torch.baddbmm(bias, weight, patches, out=_scratch(ws, "conv", (n, co, b * npos))).relu_()
+        y = _scratch(ws, "conv_t", (n, b, co * npos))
+        y.view(n, b, co, npos).copy_(conv.view(n, co, b, npos).transpose(1, 2))
         return torch.tanh(self.fc2(torch.tanh(self.fc1(y))))
 
     def self_logits(self, feat: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
@@ -246,34 +206,22 @@ class MOA(nn.Module):
         out = torch.baddbmm(sm.bias, feat.flatten(1, -2), sm.weight[:, :fc])
         return torch.baddbmm(out, h.flatten(1, -2), sm.weight[:, fc:]).view(*feat.shape[:-1], -1)
 
-    def predict(self, h: torch.Tensor) -> torch.Tensor:
-        """LSTM output ``[N, B, H]`` -> logits ``[N, B, N-1, A]`` of the others' next actions."""
-        return self.head(h).unflatten(-1, (self.num_agents - 1, self.num_actions))
-
     def counterfactuals(self, img: torch.Tensor, slots: torch.Tensor, h: torch.Tensor, c: torch.Tensor,
                         workspace: dict | None = None):
-        """One step for every value of the counterfactual slot, as one expanded batch.
+        """One step for every value C of the counterfactual slot: ``img [B, N, h, w, C]``, ``slots
+        [N, B, S]``, state ``h, c [N, B, H]`` -> the predictions ``[N, B, C, N-1, A]``, the new
+        states ``h, c [N, B, C, H]`` and the self-model's logits ``[N, B, C]``.
 
-        ``img`` ``[B, N, h, w, C]``, ``slots`` ``[N, B, S]``, state ``h, c`` ``[N, B, H]``.  The batch
-        is repeated C times with the own slot set to 0..C-1 in turn.  Returns the predictions
-        ``[N, B, C, N-1, A]``, the new states ``h, c`` ``[N, B, C, H]`` (one per value) and the
-        self-model's logits ``[N, B, C]``.
-
-        ``workspace`` (for the acting loop, without autograd; default: the attribute
-        ``workspace``, which :class:`InfluenceEngine` sets during its acting pass only): a dict in
-        which the large intermediates and the returned predictions and states are kept and
-        overwritten by the next call with it (fresh memory costs a page fault per 4 KiB; reusing
-        it is markedly faster).
+        ``workspace`` (acting only, no autograd; default: the attribute ``workspace``, which
+        :class:`InfluenceEngine` sets while it acts): a dict keeping the large intermediates and
+        the returned tensors, overwritten by the next call with it.
         """
         workspace = self.workspace if workspace is None else workspace
         feat = self.encode(img, workspace)
-        h2, c2 = self.lstm.counterfactual_step(feat, slots, h, c, self.cf_slot, self._slot_starts,
-                                              workspace)
+        h2, c2 = self.lstm.counterfactual_step(feat, slots, h, c, self.cf_slot, self._slot_starts, workspace)
         n, b, num_cf, hs = h2.shape
-        head = self.head
-        width = head.weight.shape[-1]
-        logits = _scratch({} if workspace is None else workspace, "logits", (n, b * num_cf, width))
-        torch.baddbmm(head.bias, h2.view(n, b * num_cf, hs), head.weight, out=logits)
+        logits = _scratch({} if workspace is None else workspace, "logits", (n, b * num_cf, self.head.weight.shape[-1]))
+        torch.baddbmm(self.head.bias, h2.view(n, b * num_cf, hs), self.head.weight, out=logits)
         logits = logits.view(n, b, num_cf, self.num_agents - 1, self.num_actions)
         return logits, h2, c2, self.self_logits(feat, h)
 
@@ -297,7 +245,8 @@ class MOA(nn.Module):
             h_prev.append(h)
             h, c = self.lstm.step(gin[t], h, c)
             hs.append(h)
-        return self.predict(torch.stack(hs, 1)), self.self_logits(feat, torch.stack(h_prev, 1))
+        logits = self.head(torch.stack(hs, 1)).unflatten(-1, (self.num_agents - 1, self.num_actions))
+        return logits, self.self_logits(feat, torch.stack(h_prev, 1))
 
 
 from .moa_training import InfluenceEngine  # noqa: E402  (the trainer builds on MOA)

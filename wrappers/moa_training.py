@@ -1,22 +1,12 @@
 """The influence engine: the MOA's online training and the influence reward, over ``[worlds, agents]``.
 
-:class:`InfluenceEngine` owns an :class:`~wrappers.moa.MOA`, its optimiser and a short trajectory
-buffer.  Each call to :meth:`InfluenceEngine.step` (one environment step of every world):
+Each :meth:`InfluenceEngine.step` stores the step in a short buffer and runs the MOA once for all
+C counterfactual values of each agent's own slot; every ``train_every`` steps the MOA trains on the
+buffer (:meth:`InfluenceEngine._train`).
 
-1. writes the step into the buffer (observation, slot values, the LSTM state it starts from);
-2. runs the MOA once for all |C| counterfactual values of the agent's own slot (one expanded
-   batch, in ``torch.inference_mode``);
-3. forms the conditional (at the value actually chosen) and the policy-weighted marginal, and the
-   divergence to each other agent, masked by visibility *at t* (when the action was taken);
-4. every ``train_every`` steps, trains the MOA by cross-entropy on the buffer (prediction made at t
-   scored against the action at t+1, masked by visibility at t+1) with truncated BPTT in chunks of
-   ``bptt`` steps; the first pass of each round, before the update, gives the running (held-out)
-   loss and accuracy.
-
-Timing (the classic off-by-one pitfalls): the influence returned by ``step`` at t is the influence
-of the action taken at t, computed from inputs at t (not the previous step's counterfactuals), so
-the wrapper adds it to the reward of that same step: the reward lands on the action that caused it.
-Only PMI needs j's realised next action, so PMI for the action at t is delivered one step later.
+Timing (the classic off-by-one pitfalls): the influence returned at t is that of the action taken
+at t, from inputs at t, so the wrapper adds it to the reward of that same step.  Only PMI needs
+j's realised next action, so PMI for the action at t is delivered one step later.
 """
 
 from __future__ import annotations
@@ -35,12 +25,12 @@ from .core import (
 )
 from .moa import MOA
 
+STATS_DECAY = 0.99  # per step, of the running MOA loss and accuracy (exponential moving sums)
+
 
 def _softmax(x: torch.Tensor) -> torch.Tensor:
-    """``torch.softmax`` over the last axis.  Eagerly, the rows are short (the actions) and torch's
-    CPU softmax (and its max) over a short last axis is slow; exp / sum without the max shift is
-    the same function while every row's sum of exponentials is a normal float, which is checked
-    (falling back to ``torch.softmax`` otherwise)."""
+    """``torch.softmax`` over the last axis, eagerly as exp / sum without the max shift (faster on
+    CPU for short rows) while every row's sum is a normal float, else ``torch.softmax``."""
     if torch.compiler.is_compiling():
         return torch.softmax(x, -1)
     e = x.exp()
@@ -52,14 +42,11 @@ def _softmax(x: torch.Tensor) -> torch.Tensor:
 
 
 class InfluenceEngine:
-    """MOA + online training + influence computation over ``[worlds, agents]`` arrays.
+    """An :class:`~wrappers.moa.MOA`, its optimiser and trajectory buffer, and the influence
+    computation over ``[worlds, agents]`` arrays (for the influence wrappers and the channel).
 
-    Used by :class:`wrappers.InfluenceReward` (worlds = 1), :class:`wrappers.CommunicationChannel`
-    and :class:`wrappers.InfluenceRewardVecEnv`; see the module docstring for the timing.
-
-    Parameters mirror the wrappers'; ``num_symbols`` adds the symbol slots of the communication
-    channel, and ``cf_on="symbol"`` makes the agent's own symbol (not its action) the
-    counterfactual variable.  ``compile_moa`` runs the acting pass through ``torch.compile``.
+    Parameters mirror :class:`~wrappers.InfluenceOptions`; ``num_symbols`` adds the symbol slots of
+    the communication channel, and ``cf_on="symbol"`` makes the own symbol the counterfactual.
     """
 
     def __init__(self, num_worlds: int, num_agents: int, num_actions: int,
@@ -67,21 +54,17 @@ class InfluenceEngine:
                  influence_only_visible: bool = True, train_only_visible: bool = True,
                  moa_sees_hidden_actions: bool = False, num_symbols: int | None = None,
                  cf_on: str = "action", lr: float = 1e-3, train_every: int = 64, bptt: int = 8,
-                 train_iters: int = 1, stats_decay: float = 0.99, lstm_size: int = 128,
-                 seed: int = 0, torch_threads: int | None = 1, compile_moa: bool = False):
+                 train_iters: int = 1, lstm_size: int = 128, seed: int = 0, torch_threads: int | None = 1,
+                 compile_moa: bool = False):
         if num_agents < 2:
             raise ValueError(f"influence needs at least 2 agents, got num_agents={num_agents}")
         if train_every % bptt != 0:
             raise ValueError(f"train_every ({train_every}) must be a multiple of bptt ({bptt})")
         self.W, self.N, self.A, self.H = num_worlds, num_agents, num_actions, lstm_size
         self.divergence, self.clip = divergence, clip
-        self.influence_only_visible = influence_only_visible
-        self.train_only_visible = train_only_visible
-        self.moa_sees_hidden_actions = moa_sees_hidden_actions
-        self.num_symbols, self.cf_on = num_symbols, cf_on
+        self.influence_only_visible, self.train_only_visible = influence_only_visible, train_only_visible
+        self.moa_sees_hidden_actions, self.cf_on = moa_sees_hidden_actions, cf_on
         self.train_every, self.bptt, self.train_iters = train_every, bptt, train_iters
-        self.stats_decay = stats_decay
-        self.device = torch.device("cpu")  # the MOA is small: CPU only (numpy in and out every step)
         self.torch_threads = torch_threads
         n, a = num_agents, num_actions
         # slots per agent k: own action, the others' actions (value A = not visible), [own symbol, others']
@@ -89,7 +72,6 @@ class InfluenceEngine:
         if num_symbols is not None:
             cards += [num_symbols] * n
         cf_slot = 0 if cf_on == "action" else n
-        self.num_cf = cards[cf_slot]
         self.config = dict(num_agents=n, num_actions=a, obs_shape=tuple(obs_shape), cards=cards,
                            cf_slot=cf_slot, lstm_size=lstm_size)
         self.model = MOA(n, a, cards, cf_slot, obs_shape, lstm_size=lstm_size, seed=seed)
@@ -98,10 +80,18 @@ class InfluenceEngine:
         except (RuntimeError, TypeError):  # pragma: no cover - older torch
             self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr)
         self.others = np.array([[j for j in range(n) if j != k] for k in range(n)], dtype=np.int64)
-        self._alloc_buffer(obs_shape, len(cards))
-        self.h = torch.zeros(n, self.W, self.H)
-        self.c = torch.zeros(n, self.W, self.H)
-        self.first = np.ones(self.W, dtype=bool)
+        t, w = train_every + 1, num_worlds  # the buffer: the steps since the last round, and one more
+        self.buf_img = np.zeros((t, w, n, *obs_shape), dtype=np.uint8)
+        self.buf_slots = np.zeros((t, n, w, len(cards)), dtype=np.int64)
+        self.buf_h = np.zeros((t, n, w, self.H), dtype=np.float32)  # the state the step starts from
+        self.buf_c = np.zeros((t, n, w, self.H), dtype=np.float32)
+        self.buf_first = np.zeros((t, w), dtype=bool)
+        self.buf_target = np.zeros((t, n, w, n - 1), dtype=np.int64)  # the others' actions at t
+        self.buf_vis = np.ones((t, n, w, n - 1), dtype=bool)  # their visibility in o_t
+        self.buf_cf = np.zeros((t, n, w), dtype=np.int64)  # the own counterfactual variable at t
+        self.buf_len = 0
+        self.h, self.c = torch.zeros(n, w, self.H), torch.zeros(n, w, self.H)
+        self.first = np.ones(w, dtype=bool)
         self._pmi_pending = None
         self._compiled = bool(compile_moa)
         self._workspace = {}  # the acting pass's kept buffers (see MOA.counterfactuals)
@@ -111,22 +101,8 @@ class InfluenceEngine:
         self._correct = np.zeros((n, n - 1))
         self._count = np.zeros((n, n - 1))
         self._stats = None
-        self.last_train_loss = float("nan")
-        self.train_steps = 0
 
     # ---------------------------------------------------------------- buffer
-    def _alloc_buffer(self, obs_shape, num_slots):
-        t, w, n = self.train_every + 1, self.W, self.N
-        self.buf_img = np.zeros((t, w, n, *obs_shape), dtype=np.uint8)
-        self.buf_slots = np.zeros((t, n, w, num_slots), dtype=np.int64)
-        self.buf_h = np.zeros((t, n, w, self.H), dtype=np.float32)  # the state the step starts from
-        self.buf_c = np.zeros((t, n, w, self.H), dtype=np.float32)
-        self.buf_first = np.zeros((t, w), dtype=bool)
-        self.buf_target = np.zeros((t, n, w, n - 1), dtype=np.int64)  # the others' actions at t
-        self.buf_vis = np.ones((t, n, w, n - 1), dtype=bool)  # their visibility in o_t
-        self.buf_cf = np.zeros((t, n, w), dtype=np.int64)  # the own counterfactual variable at t
-        self.buf_len = 0
-
     def _store(self, img, actions, vis, symbols, cf_actual):
         """Write the step into buffer slot ``buf_len``; the LSTM state is zeroed where an episode
         starts.  Slot values of agent k: its own action, the others' (value A where k cannot see
@@ -153,10 +129,7 @@ class InfluenceEngine:
     def reset_worlds(self, mask=None):
         """Mark worlds (all when ``mask`` is None) as starting a new episode: the LSTM state is
         zeroed before their next step and no prediction crosses the boundary."""
-        if mask is None:
-            self.first[:] = True
-        else:
-            self.first |= np.asarray(mask, dtype=bool)
+        self.first[slice(None) if mask is None else np.asarray(mask, dtype=bool)] = True
 
     # ---------------------------------------------------------------- statistics
     def stats(self):
@@ -172,17 +145,13 @@ class InfluenceEngine:
 
     # ---------------------------------------------------------------- main step
     def step(self, img, actions, vis=None, symbols=None, policy=None, policy_given=None):
-        """Process one environment step of every world.
+        """One env step of every world: ``img`` uint8 ``[W, N, H, W, C]`` (the observations acted
+        on), ``actions`` int ``[W, N]``, ``vis`` bool ``[W, N, N-1]`` (the others' visibility; None:
+        all visible), ``symbols`` int ``[W, N]`` (communication only), ``policy`` ``[W, N, C]`` where
+        ``policy_given`` ``[W, N]``: the agents' own probabilities of their counterfactual variable.
 
-        ``img`` uint8 ``[W, N, H, W, C]``: each agent's observation s_t (the one it acted on);
-        ``actions`` int ``[W, N]``: actions taken at t; ``vis`` bool ``[W, N, N-1]``: visibility of
-        the others in o_t (None = all visible); ``symbols`` int ``[W, N]`` (communication only);
-        ``policy`` float ``[W, N, C]`` with ``policy_given`` bool ``[W, N]``: the agents' own
-        probabilities of their counterfactual variable, where supplied.
-
-        Returns ``(influence [W, N], per_pair [W, N, N-1])``: clipped, unweighted influence of the
-        choice made at t (for PMI: of the choice made at t-1, see the module docstring).  Torch runs
-        on ``torch_threads`` threads meanwhile (restored afterwards).
+        Returns the clipped, unweighted ``(influence [W, N], per_pair [W, N, N-1])`` (timing: see
+        the module docstring), with torch on ``torch_threads`` threads meanwhile.
         """
         before = torch.get_num_threads()
         if self.torch_threads is not None and before != self.torch_threads:
@@ -216,10 +185,8 @@ class InfluenceEngine:
                 torch.from_numpy(self.buf_img[t]), torch.from_numpy(self.buf_slots[t]),
                 torch.from_numpy(self.buf_h[t]), torch.from_numpy(self.buf_c[t]),
                 torch.from_numpy(self.buf_cf[t]), sup, given, mask)
-        if mask is None:
-            mask = torch.ones(n, w, n - 1)
         if pmi_out is not None:
-            self._pmi_pending = (cond, marg, mask)
+            self._pmi_pending = (cond, marg, torch.ones(n, w, n - 1) if mask is None else mask)
             total, per_pair = pmi_out
         else:
             total, per_pair = total.T.numpy(), per_pair.transpose(0, 1).numpy()
@@ -229,13 +196,10 @@ class InfluenceEngine:
         return np.asarray(total, dtype=np.float64), np.asarray(per_pair, dtype=np.float64)
 
     def _act_core(self, img, slots, h, c, actual, sup, given, mask):
-        """The acting pass on tensors only (so that ``torch.compile`` sees one graph).
-
-        ``sup``/``given``: the supplied policies and where they are supplied (None: nowhere);
-        ``mask``: the visibility mask ``[N, W, N-1]`` (None: all visible).  Returns the clipped total
-        influence ``[N, W]``, the masked per-pair divergence ``[N, W, N-1]`` (both None for PMI,
-        which is finished one step later), the LSTM state after the choice really made, and the
-        conditional and marginal distributions."""
+        """The acting pass on tensors only (one graph for ``torch.compile``): ``sup`` where ``given``
+        (None: nowhere) the supplied policies, ``mask`` ``[N, W, N-1]`` visibility (None: all) ->
+        the clipped total ``[N, W]`` and masked per-pair ``[N, W, N-1]`` influence (None for PMI),
+        the LSTM state after the choice made, and the conditional and marginal."""
         model = self.model
         if self._compiled:
             cf_logits, h2, c2, self_logits = model.counterfactuals(img, slots, h, c)
@@ -303,12 +267,10 @@ class InfluenceEngine:
         )
 
     def _train(self):
-        """Cross-entropy on the buffer: the prediction made at t is scored against the others'
-        actions at t+1 (masked by visibility at t+1 and by episode ends); the self-model against
-        the agent's own choice at t.  Each chunk starts from the state recorded while acting.
-
-        The first forward pass uses the weights the buffer was collected with, so it reproduces
-        the acting-time predictions: the running loss/accuracy come from it (held-out data)."""
+        """Cross-entropy on the buffer: the prediction made at t against the others' actions at t+1
+        (masked by visibility at t+1 and episode ends), the self-model against the own choice at t;
+        each chunk starts from the state recorded while acting.  The first pass, with the weights
+        the buffer was collected with, gives the running (held-out) loss and accuracy."""
         batch = self._train_batch()
         if self.train_iters == 0:  # still score the predictions, without learning
             with torch.no_grad():
@@ -320,8 +282,6 @@ class InfluenceEngine:
             self.optimizer.zero_grad(set_to_none=True)
             (moa_loss + self_loss).backward()
             self.optimizer.step()
-            self.last_train_loss = float(moa_loss.detach())
-            self.train_steps += 1
         # keep the last step: its target arrives with the next step
         T = self.train_every
         for buf in (self.buf_img, self.buf_slots, self.buf_h, self.buf_c, self.buf_first,
@@ -340,7 +300,7 @@ class InfluenceEngine:
         return moa_loss, self_loss, ce.detach(), correct
 
     def _record_stats(self, ce, correct, valid):
-        d = self.stats_decay ** self.train_every
+        d = STATS_DECAY ** self.train_every
         self._loss_sum = d * self._loss_sum + (ce * valid).sum((1, 2)).double().numpy()
         self._correct = d * self._correct + (correct * valid).sum((1, 2)).double().numpy()
         self._count = d * self._count + valid.sum((1, 2)).double().numpy()
@@ -354,7 +314,7 @@ class InfluenceEngine:
 
     def load(self, path: str | os.PathLike) -> None:
         """Load weights saved by :meth:`save`; refuses a checkpoint of a different shape."""
-        ckpt = torch.load(path, map_location=self.device, weights_only=True)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
         if not isinstance(ckpt, dict) or "config" not in ckpt:
             raise ValueError(f"{path} is not an MOA checkpoint saved by save_moa()")
         if ckpt["config"] != self.config:

@@ -22,7 +22,8 @@ def check_parallel_env(env, wrapper: str) -> None:
     missing = [a for a in ("reset", "step", "possible_agents", "observation_space", "action_space")
                if not hasattr(env, a)]
     if not isinstance(env, ParallelEnv) and missing:
-        raise TypeError(f"{wrapper} wraps a PettingZoo ParallelEnv, but got {type(env).__name__}, which lacks {missing}")
+        raise TypeError(f"{wrapper} wraps a PettingZoo ParallelEnv, but got {type(env).__name__}, "
+                        f"which lacks {missing}")
 
 
 class RuleParallelEnv(BaseParallelWrapper):
@@ -55,9 +56,7 @@ class RuleParallelEnv(BaseParallelWrapper):
         return f"{type(self).__name__}<{self.env}>"
 
     def observation_space(self, agent):
-        if self._obs_spaces is None:
-            return self.env.observation_space(agent)
-        return self._obs_spaces[agent]
+        return self.env.observation_space(agent) if self._obs_spaces is None else self._obs_spaces[agent]
 
     def _augment(self, obs):
         if self.rule.obs_key is None:
@@ -91,11 +90,10 @@ class RuleParallelEnv(BaseParallelWrapper):
             img, vis = rule.reader.read_agents(self._obs, self.possible_agents)
         obs, rew, term, trunc, infos = self.env.step(env_actions)  # a failing step changes nothing here
         infos = {a: dict(i) for a, i in infos.items()}
-        e = np.zeros((1, len(index))) if rule.uses_rewards else None
+        e = np.zeros((1, len(index)))
         for a, r in rew.items():
             infos.setdefault(a, {}).setdefault("extrinsic_reward", float(r))
-            if e is not None:
-                e[0, index[a]] = r
+            e[0, index[a]] = r
         r, extra = rule.step(e, act, img, vis)
         for k, v in extra.items():
             v = v[0].tolist() if isinstance(v, np.ndarray) else [v] * len(index)

@@ -9,12 +9,8 @@ from .vec import RuleVecEnv
 
 
 class ProsocialRule(Rule):
-    """r_k = e_k + eta * sum_{i != k} e_i within each world.
-
-    ``eta`` defaults to 0.85, the best value in both games in Jaques et al. (supp. 10.5.2, searched
-    over [0, 2]).  ``eta = 1`` gives every agent the collective reward (the reference repo's
-    ``use_collective_reward``); ``eta = 0`` is the identity.
-    """
+    """r_k = e_k + eta * sum_{i != k} e_i within each world.  ``eta`` defaults to 0.85, the best in
+    both games in Jaques et al. (supp. 10.5.2); 1 gives everyone the collective reward, 0 is the identity."""
 
     def __init__(self, eta: float = 0.85):
         self.eta = check_weight("eta", eta)

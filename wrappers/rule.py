@@ -1,9 +1,5 @@
-"""What a reward rule is, and the helpers its two adapters share.
-
-A rule is a small stateful object over ``[worlds, agents]`` arrays that knows nothing of dicts,
-agent names or env APIs; :class:`~wrappers.parallel.RuleParallelEnv` (PettingZoo, worlds = 1) and
-:class:`~wrappers.vec.RuleVecEnv` (SB3, worlds = the batched simulator's) put it on an env.
-"""
+"""What a reward rule is (:class:`Rule`: it knows nothing of dicts, agent names or env APIs), and
+the helpers its two adapters (:mod:`wrappers.parallel`, :mod:`wrappers.vec`) share."""
 
 from __future__ import annotations
 
@@ -18,17 +14,15 @@ class Rule:
 
     An adapter calls :meth:`bind` once, :meth:`reset` at every reset (``mask=None``) and, on the
     VecEnv face, for the worlds whose episode just ended, and :meth:`step` after every env step
-    with its rewards ``e`` (float64 ``[W, N]``), the actions (int ``[W, N]``) if ``needs_actions``,
-    and if ``reader`` is set (an :class:`ObsReader`) the image ``[W, N, H, W, C]`` and visibility
-    ``[W, N, N-1]`` (or None) of the observation acted on.  ``step`` returns ``(rewards [W, N], or
-    None for unchanged; info)``, info mapping keys to one value for all or to arrays that
-    broadcast to ``[W, N]``.
-    A rule with an ``obs_key`` has ``obs_space()`` (shape ``[N]``) and ``observation()``
-    (``[W, N]``): row ``w`` goes under that key into every observation of world ``w``.
+    with the rewards ``e`` (float64 ``[W, N]``), the actions (int ``[W, N]``) if ``needs_actions``,
+    and, if ``reader`` (an :class:`ObsReader`) is set, the image ``[W, N, H, W, C]`` and visibility
+    ``[W, N, N-1]`` (or None) acted on.  ``step`` returns ``(rewards [W, N] or None for unchanged,
+    info)``, info values being one for all or arrays broadcasting to ``[W, N]``.  A rule with an
+    ``obs_key`` has ``obs_space()`` (``[N]``) and ``observation()`` (``[W, N]``), whose row ``w``
+    goes under that key into world ``w``'s observations (a non-Dict one becomes a Dict).
     """
 
     obs_key: str | None = None
-    uses_rewards = True  # False: the rule leaves rewards alone (``e`` is then None on the PettingZoo face)
     needs_actions = False
     reader: ObsReader | None = None
 
@@ -60,20 +54,18 @@ def rule_keywords(rule_class):
     return decorate
 
 
-def extend_dict_space(space: spaces.Space, key: str, extra: spaces.Space,
-                      base_key: str = "observation") -> spaces.Dict:
-    """``space`` plus one more key; a non-Dict space becomes ``{base_key: space, key: extra}``."""
+def extend_dict_space(space: spaces.Space, key: str, extra: spaces.Space) -> spaces.Dict:
+    """``space`` plus one more key; a non-Dict space becomes ``{"observation": space, key: extra}``."""
     if isinstance(space, spaces.Dict):
         if key in space.spaces:
             raise ValueError(f"observation space already has a key {key!r}")
         return spaces.Dict({**space.spaces, key: extra})
-    return spaces.Dict({base_key: space, key: extra})
+    return spaces.Dict({"observation": space, key: extra})
 
 
-def extend_obs(obs, key: str, value, base_key: str = "observation"):
-    if isinstance(obs, dict):
-        return {**obs, key: value}
-    return {base_key: obs, key: value}
+def extend_obs(obs, key: str, value):
+    """The observation matching :func:`extend_dict_space`: ``obs`` plus ``key: value``."""
+    return {**obs, key: value} if isinstance(obs, dict) else {"observation": obs, key: value}
 
 
 class ObsReader:
@@ -86,15 +78,12 @@ class ObsReader:
 
     def __init__(self, space: spaces.Space, obs_key: str, visibility_key: str, num_agents: int, wrapper: str):
         self.obs_key, self.vis_key = obs_key, visibility_key
-        if isinstance(space, spaces.Dict):
-            if obs_key not in space.spaces:
-                raise ValueError(f"{wrapper}: observation has no key {obs_key!r} for the MOA's image "
-                                 f"(keys: {list(space.spaces)}); pass obs_key=")
-            img_space = space.spaces[obs_key]
-            self.has_vis = visibility_key in space.spaces
-            self.is_dict = True
-        else:
-            img_space, self.has_vis, self.is_dict = space, False, False
+        self.is_dict = isinstance(space, spaces.Dict)
+        if self.is_dict and obs_key not in space.spaces:
+            raise ValueError(f"{wrapper}: observation has no key {obs_key!r} for the MOA's image "
+                             f"(keys: {list(space.spaces)}); pass obs_key=")
+        img_space = space.spaces[obs_key] if self.is_dict else space
+        self.has_vis = self.is_dict and visibility_key in space.spaces
         if not isinstance(img_space, spaces.Box) or len(img_space.shape) != 3 or min(img_space.shape[:2]) < 3:
             raise ValueError(f"{wrapper}: the MOA needs an image observation Box of shape (H, W, C) "
                              f"with H, W >= 3, got {img_space}")

@@ -1,9 +1,8 @@
 """The one SB3 ``VecEnv`` face of every reward rule: :class:`RuleVecEnv`, over the batched simulator.
 
-Contract of the wrapped VecEnv (``ssd_gym.vector_env``): ``num_envs = num_worlds * num_agents``
-slots, slot index ``world * num_agents + agent``; attributes ``num_worlds`` and ``num_agents``;
-rewards ``[num_slots]``; auto-reset, with ``infos[slot]["terminal_observation"]`` at episode ends
-(all agents of a world end together).
+The wrapped VecEnv (``ssd_gym.vector_env``) has ``num_worlds * num_agents`` slots (slot = world *
+num_agents + agent; attributes ``num_worlds``, ``num_agents``) and auto-resets, with
+``infos[slot]["terminal_observation"]`` at episode ends (all agents of a world end together).
 """
 
 from __future__ import annotations
@@ -32,10 +31,9 @@ def _layout(venv, wrapper: str) -> tuple[int, int]:
 class RuleVecEnv(VecEnvWrapper):
     """A ``VecEnvWrapper`` that applies a :class:`~wrappers.rule.Rule` to all worlds at once.
 
-    The rule's state of a world is reset when its episode ends; an extra observation is given
-    per slot (each slot sees its world's row) and added to ``terminal_observation`` as it was at
-    the episode's end.  Keeps the env's reward in ``info["extrinsic_reward"]`` (unless set
-    further in); rewards come out float32.
+    A world's rule state is reset when its episode ends; each slot observes its world's row of an
+    extra observation, also in ``terminal_observation``.  Keeps the env's reward in
+    ``info["extrinsic_reward"]`` (unless set further in); rewards come out float32.
     """
 
     def __init__(self, venv, rule: Rule):

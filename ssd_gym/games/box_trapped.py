@@ -29,7 +29,6 @@ from .base import BASE_ACTION_KINDS, BASE_ACTION_NAMES, Game, check_bool, check_
 
 INFLUENCER = 0
 TRAPPED = 1
-MOVE_KINDS = (C.MOVE_LEFT, C.MOVE_RIGHT, C.MOVE_UP, C.MOVE_DOWN)
 
 
 @njit(cache=True)
@@ -149,13 +148,15 @@ class BoxTrapped(Game):
 
     def before_moves(self, engine, actions: np.ndarray) -> None:
         if self.options["open_before_moves"]:
-            engine.trapped_pos_before = engine.pos[:, TRAPPED].copy()
+            if self.options["momentary_door"]:  # to tell, after the moves, who stepped out
+                engine.trapped_pos_before = engine.pos[:, TRAPPED].copy()
             self._box_and_apples(engine, actions, do_open=True, do_apples=False)
 
     def apply_rules(self, engine, actions: np.ndarray) -> None:
         cost = self.options["shut_move_cost"]
         if cost:
-            pushed = (engine.box_open_step < 0) & np.isin(engine.kinds[actions[:, TRAPPED]], MOVE_KINDS)
+            # kinds up to MOVE_DOWN are the four moves (the movement kernel's own test)
+            pushed = (engine.box_open_step < 0) & (engine.kinds[actions[:, TRAPPED]] <= C.MOVE_DOWN)
             engine.rewards[pushed, TRAPPED] -= cost
             engine.returns[pushed, TRAPPED] -= cost
         self._box_and_apples(engine, actions, do_open=not self.options["open_before_moves"], do_apples=True)

@@ -64,6 +64,7 @@ class Preset:
     games: tuple[str, ...]
     agents: tuple[str, ...] = ZOO
     seeds: int = 2
+    first_seed: int = 0  # seeds first_seed, first_seed + 1, ...: pilot on other seeds than you report
     total_steps: int | None = None  # agent-steps per run; None: the user must give it
     game_steps: dict[str, int] = field(default_factory=dict)  # a game's own budget, where it needs another
     num_worlds: int = 16
@@ -144,6 +145,8 @@ def plan(preset: Preset, out: Path) -> list[dict[str, Any]]:
         raise ConfigError("this preset has no default budget: pass --total-steps (agent-steps per run)")
     if preset.seeds < 1:
         raise ConfigError(f"seeds must be >= 1, got {preset.seeds}")
+    if preset.first_seed < 0:
+        raise ConfigError(f"first seed must be >= 0, got {preset.first_seed}")
     if not preset.games or not preset.agents:
         raise ConfigError(f"nothing to train: games {list(preset.games)}, agents {list(preset.agents)}")
     if out.exists() and not out.is_dir():
@@ -152,7 +155,7 @@ def plan(preset: Preset, out: Path) -> list[dict[str, Any]]:
     for game in preset.games:
         for agent in preset.agents:
             name = Path(agent).stem
-            for seed in range(preset.seeds):
+            for seed in range(preset.first_seed, preset.first_seed + preset.seeds):
                 args = TrainArgs(agent=agent, game=game, seed=seed, total_steps=int(preset.budget(game)),
                                  num_worlds=preset.num_worlds, num_agents=preset.num_agents, max_cycles=preset.max_cycles,
                                  checkpoint_every=preset.checkpoint_every, overrides=list(preset.overrides),
@@ -300,6 +303,7 @@ def plot_curves(out: Path, game: str, jobs: list[dict[str, Any]], total_steps: i
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import EngFormatter
 
     fig, axes = plt.subplots(1, len(CURVE_METRICS), figsize=(4.6 * len(CURVE_METRICS), 3.8))
     agents = list(dict.fromkeys(Path(j["agent"]).stem for j in jobs))
@@ -328,10 +332,13 @@ def plot_curves(out: Path, game: str, jobs: list[dict[str, Any]], total_steps: i
         ax.set_title(METRIC_TITLES[m])
         ax.set_xlabel("agent-steps")
         ax.set_xlim(0, total_steps)
+        ax.xaxis.set_major_formatter(EngFormatter(sep=""))  # 200k, 1M
         ax.axvspan((1 - FINAL_FRACTION) * total_steps, total_steps, color="0.9", zorder=0)
         ax.grid(alpha=0.3)
         if m in ("collective_return", "equality_weighted_return") and ax.get_ylim()[0] < -100:
-            ax.set_yscale("symlog", linthresh=10)  # the random-firing phase (~-1000) would flatten the rest
+            # the random-firing phase (~-1000) on a log scale, so that it does not flatten the rest; linear
+            # within +-100, where the configs' final returns (and a3c's fall after its Harvest peak) lie
+            ax.set_yscale("symlog", linthresh=100)
     axes[0].legend(fontsize=8)
     fig.suptitle(f"{game}: mean over {seeds} seed(s), band = range over seeds; grey: the scored last {FINAL_FRACTION:.0%}")
     atomic_write_text(out / f"curves_{game}.csv", points.getvalue())
@@ -353,7 +360,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", choices=sorted(PRESETS), default="quick")
     p.add_argument("--total-steps", type=integer, default=None,
                    help="agent-steps per run, every game (overrides the preset's budgets; 5e7 is fine)")
-    p.add_argument("--seeds", type=integer, default=None)
+    p.add_argument("--seeds", type=integer, default=None, help="how many seeds (default: the preset's)")
+    p.add_argument("--first-seed", type=integer, default=None,
+                   help="seeds first-seed, first-seed + 1, ... (default: 0); choose settings on other seeds than you report")
     p.add_argument("--agents", default=None, help=f"comma-separated configs (default: {','.join(ZOO)})")
     p.add_argument("--games", default=None, help=f"comma-separated games from {','.join(GAMES)}")
     p.add_argument("--num-worlds", type=integer, default=None)
@@ -367,7 +376,7 @@ def parser() -> argparse.ArgumentParser:
 def preset_from_args(ns: argparse.Namespace) -> Preset:
     preset = PRESETS[ns.preset]
     # ranges are checked with the rest, by plan
-    changes: dict[str, Any] = {k: getattr(ns, k) for k in ("total_steps", "seeds", "num_worlds") if getattr(ns, k) is not None}
+    changes: dict[str, Any] = {k: getattr(ns, k) for k in ("total_steps", "seeds", "first_seed", "num_worlds") if getattr(ns, k) is not None}
     if ns.total_steps is not None:  # one budget for every game
         changes["game_steps"] = {}
     for key in ("agents", "games"):

@@ -62,6 +62,11 @@ def test_presets_and_cli_errors(tmp_path, capsys):
     assert lb_main(["--preset", "demo", "--games", "pong", "--out", str(tmp_path)]) == 2
     assert "unknown game 'pong'" in capsys.readouterr().err
     assert lb_main(["--preset", "demo", "--total-steps", "-10", "--out", str(tmp_path)]) == 2
+    assert lb_main(["--preset", "demo", "--first-seed", "-1", "--out", str(tmp_path / "x")]) == 2
+    assert "first seed must be >= 0" in capsys.readouterr().err and not (tmp_path / "x").exists()
+    # pilot seeds: --first-seed moves every run (and its files) to seeds 100, 101
+    jobs = plan(preset_from_args(parser().parse_args(["--preset", "demo", "--seeds", "2", "--first-seed", "100"])), tmp_path)
+    assert sorted({j["seed"] for j in jobs}) == [100, 101] and all(j["run_dir"].endswith(f"seed{j['seed']}") for j in jobs)
 
 
 def test_evaluate_a_checkpoint(tmp_path, capsys):

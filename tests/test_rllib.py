@@ -268,10 +268,9 @@ def test_ppo_config_carries_the_zoo_config():
     assert pc.lr == [[0, cfg.ppo.lr_init], [10_000, cfg.ppo.lr_end]]
     assert pc.entropy_coeff == cfg.ppo.ent_coef and pc.gamma == cfg.ppo.gamma and pc.num_epochs == cfg.ppo.n_epochs
     assert pc.num_envs_per_env_runner == 3 and pc.num_env_runners == 2
-    ia = cfg.inequity_aversion
-    assert ia.beta == 0.08  # harvest_small's row in games.yaml
-    assert pc.env_config["rewards"] == [{"type": "inequity_aversion", "gamma": cfg.ppo.gamma, "alpha": ia.alpha,
-                                         "beta": ia.beta, "lam": ia.lam}]
+    # beta 0.08: harvest_small's row in games.yaml
+    assert pc.env_config["rewards"] == [{"type": "inequity_aversion", "gamma": cfg.ppo.gamma, "alpha": 0.0,
+                                         "beta": 0.08, "lam": 0.975}]
     shared = ppo_config(cfg, "harvest_small", total_env_steps=10_000, sharing="shared")
     assert set(shared.policies) == {"shared"} and shared.policy_mapping_fn("agent_2", None) == "shared"
     moa = ppo_config(load_agent_config("influence_moa", "harvest_small"), "harvest_small",

@@ -85,10 +85,13 @@ PRESETS: dict[str, Preset] = {
     # (at 200k+ some a3c seeds catch up and the 95% intervals overlap; benchmarks/RESULTS.md)
     "demo": Preset(games=("harvest_small",), agents=("a3c", "prosocial"), seeds=4, total_steps=150_000,
                    num_worlds=32, checkpoint_every=50_000),
-    # small maps (3 agents, 200-step episodes), 3 seeds, ~20 minutes on the 2-core CPU; harvest_small
-    # gets longer: a3c's orchard collapse (its return falling after the peak) comes at 300-600k steps
-    "quick": Preset(games=("cleanup_small", "harvest_small"), agents=("a3c", "prosocial", "inequity_aversion", "influence_moa"),
-                    seeds=3, total_steps=500_000, game_steps={"harvest_small": 700_000}, num_worlds=32,
+    # the dilemma on the small maps (3 agents, 200-step episodes): the selfish learner and the two
+    # social-preference agents, 5 seeds, ~15-20 minutes on the 2-core CPU. harvest_small gets longer:
+    # a3c's orchard collapse (its return falling after the peak) comes at 300-600k steps. Five seeds,
+    # not three: the seeds' spread is 5-9 points, and with three (t = 4.3) the 95% intervals of a
+    # 10-15 point gap overlapped in most draws (benchmarks/RESULTS.md); influence_moa is in `social`
+    "quick": Preset(games=("cleanup_small", "harvest_small"), agents=("a3c", "prosocial", "inequity_aversion"),
+                    seeds=5, total_steps=500_000, game_steps={"harvest_small": 700_000}, num_worlds=32,
                     checkpoint_every=250_000),
     # quick's maps and budgets with the paper's three influence agents and the communication baseline
     # next to a3c (comm agents train a second learner per agent: about twice a3c's time)

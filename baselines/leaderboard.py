@@ -1,7 +1,7 @@
 """Train the zoo on several games and seeds and rank it: ``ssd-leaderboard`` / ``python -m baselines.leaderboard``.
 
     ssd-leaderboard --preset demo                       # ~2-3 minutes, prints the table
-    ssd-leaderboard --preset quick                      # small maps, <= 20 minutes on 2 CPU cores
+    ssd-leaderboard --preset quick                      # small maps, 17-24 minutes on 2 CPU cores
     ssd-leaderboard --preset paper --total-steps 5e7    # paper maps, 5 agents, 1000-step episodes
 
 Writes to ``--out`` (default ``leaderboard/<preset>``): ``leaderboard.md`` and ``leaderboard.csv``
@@ -86,7 +86,7 @@ PRESETS: dict[str, Preset] = {
     "demo": Preset(games=("harvest_small",), agents=("a3c", "prosocial"), seeds=4, total_steps=150_000,
                    num_worlds=32, checkpoint_every=50_000),
     # the dilemma on the small maps (3 agents, 200-step episodes): the selfish learner and the two
-    # social-preference agents, 5 seeds, ~15-20 minutes on the 2-core CPU. harvest_small gets longer:
+    # social-preference agents, 5 seeds, 17-24 minutes on 2 CPU cores (by host). harvest_small gets longer:
     # a3c's orchard collapse (its return falling after the peak) comes at 300-600k steps. Five seeds,
     # not three: the seeds' spread is 5-9 points, and with three (t = 4.3) the 95% intervals of a
     # 10-15 point gap overlapped in most draws (benchmarks/RESULTS.md); influence_moa is in `social`

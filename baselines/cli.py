@@ -56,3 +56,10 @@ def report(prog: str, exc: BaseException) -> int:
     print(f"{prog}: error: {exc}", file=sys.stderr)
     return USAGE_ERROR
 
+
+def time_left(elapsed_s: float, done_steps: int, total_steps: int) -> str:
+    """``", about N min left"`` for a progress line: the rest of the agent-steps at the rate so far
+    (the leaderboard starts its slowest configs, so its first estimates run high); empty when done."""
+    if done_steps <= 0 or done_steps >= total_steps:
+        return ""
+    return f", about {elapsed_s * (total_steps - done_steps) / done_steps / 60:.0f} min left"

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from baselines.checkpoint import atomic_write_json, atomic_write_text
-from baselines.cli import integer, report
+from baselines.cli import integer, report, time_left
 from baselines.config import GAMES, ConfigError
 from baselines.curves import final_scores, read_curve, run_curve, steps_to_positive
 from baselines.envs import METRIC_TITLES, METRICS
@@ -190,12 +190,14 @@ def run_leaderboard(preset: Preset, out: Path, jobs: int = 2, verbose: bool = Tr
         pool = mp.get_context("spawn").Pool(jobs) if jobs > 1 else None
         try:
             results = pool.imap_unordered(run_one, missing) if pool else map(run_one, missing)
+            work, done = sum(j["total_steps"] for j in missing), 0
             for i, res in enumerate(results, 1):
+                done += res["total_steps"]
                 if verbose:
                     f = res["final"]
                     print(f"[{time.time() - t0:6.0f}s] {i}/{len(missing)} {res['game']} {res['agent']} seed {res['seed']}: "
-                          f"R={f['collective_return']:.1f} eq={f['equality']:.2f} ({res['agent_steps_per_s']:.0f} agent-steps/s)",
-                          flush=True)
+                          f"R={f['collective_return']:.1f} eq={f['equality']:.2f} ({res['agent_steps_per_s']:.0f} agent-steps/s)"
+                          + time_left(time.time() - t0, done, work), flush=True)
         except BaseException:
             if pool:  # a run failed (e.g. its run dir is locked by another board) or Ctrl-C: stop the others
                 pool.terminate()

@@ -1,6 +1,7 @@
 """Leaderboard end to end at a tiny budget, continuing after an interruption; evaluation command."""
 
 import csv
+from dataclasses import replace
 import math
 import json
 
@@ -9,6 +10,7 @@ import pytest
 
 from baselines.config import ConfigError
 from baselines.evaluate import evaluate_run, main as eval_main, mean_ci95
+from baselines.cli import time_left
 from baselines.leaderboard import PRESETS, Preset, main as lb_main, parser, plan, preset_from_args, run_leaderboard
 from zoo_doubles import GAME, TINY as TINY_SET
 
@@ -123,6 +125,15 @@ def test_comm_plot_and_centralised_influence_plot(tmp_path, capsys):
     assert (trace[:, 1] == 0).all()
     assert eval_main([str(basic), "--episodes", "1", "--comm-plot", str(tmp_path / "no.png")]) == 2
     assert "sends no messages" in capsys.readouterr().err and not (tmp_path / "no.png").exists()
+
+
+def test_time_left_is_the_rest_of_the_work_at_the_rate_so_far(tmp_path, capsys):
+    assert time_left(600.0, 1_000, 4_000) == ", about 30 min left"  # 3,000 steps at 100 steps per minute
+    assert time_left(90.0, 500, 1_000) == ", about 2 min left"  # 1.5 min for the other half
+    assert time_left(600.0, 4_000, 4_000) == "" and time_left(0.0, 0, 4_000) == ""
+    run_leaderboard(replace(TINY, seeds=1), tmp_path / "lb", jobs=1, verbose=True)
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("[")]
+    assert len(lines) == 2 and "min left" in lines[0] and "min left" not in lines[1]
 
 
 def test_mean_ci95():

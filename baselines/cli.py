@@ -10,6 +10,7 @@ friends), so the Python API and the commands share one set of rules.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from decimal import Decimal, InvalidOperation
 
@@ -63,3 +64,8 @@ def time_left(elapsed_s: float, done_steps: int, total_steps: int) -> str:
     if done_steps <= 0 or done_steps >= total_steps:
         return ""
     return f", about {elapsed_s * (total_steps - done_steps) / done_steps / 60:.0f} min left"
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask, else the machine's count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

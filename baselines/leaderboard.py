@@ -12,9 +12,9 @@ sustainability: mean and range over seeds) with their points per run in ``curves
 each game with a verdict: the configs whose 95% interval lies above a3c's.
 
 A run's score is the mean over the episodes that finished in the last 20% of its budget. Runs go
-two at a time (``--jobs``), each on one torch thread. Every file is written atomically (temp file +
-``os.replace``); run it again after an interruption and it skips finished runs and resumes
-unfinished ones from their checkpoints.
+one per CPU core (``--jobs``; about 0.6 GB of memory each), each on one torch thread. Every file is
+written atomically (temp file + ``os.replace``); run it again after an interruption and it skips
+finished runs and resumes unfinished ones from their checkpoints.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ import io
 import json
 import math
 import multiprocessing as mp
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -35,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from baselines.checkpoint import atomic_write_json, atomic_write_text
-from baselines.cli import integer, report, time_left
+from baselines.cli import integer, report, time_left, usable_cores
 from baselines.config import GAMES, ConfigError
 from baselines.curves import final_scores, read_curve, run_curve, steps_to_positive
 from baselines.envs import METRIC_TITLES, METRICS
@@ -44,7 +43,7 @@ ZOO = ("a3c", "visible_actions", "prosocial", "inequity_aversion", "influence_mo
        "comm_baseline")
 #: the paper's influence and communication agents (Experiments I-III) next to the selfish baseline
 SOCIAL = ("a3c", "influence_moa", "influence_basic", "influence_comm", "comm_baseline")
-#: the slowest configs per agent-step, started first: a shorter makespan when runs go two at a time
+#: the slowest configs per agent-step, started first: a shorter makespan when runs go several at a time
 SLOWEST_FIRST = ("influence_comm", "comm_baseline", "influence_moa", "influence_basic")
 CURVE_METRICS = ("collective_return", "equality", "equality_weighted_return", "sustainability")
 #: influence agents' extra columns (empty for the others)
@@ -171,10 +170,12 @@ def plan(preset: Preset, out: Path) -> list[dict[str, Any]]:
     return jobs
 
 
-def run_leaderboard(preset: Preset, out: Path, jobs: int = 2, verbose: bool = True) -> dict[str, Any]:
+def run_leaderboard(preset: Preset, out: Path, jobs: int | None = None, verbose: bool = True) -> dict[str, Any]:
     """Train what is missing, then write the table, CSV and plots. Returns the aggregated rows.
 
-    Everything is checked (:func:`plan`) before ``out`` is created or anything trains."""
+    ``jobs``: runs at a time (None: one per core). Everything is checked (:func:`plan`) before ``out``
+    is created or anything trains."""
+    jobs = usable_cores() if jobs is None else jobs
     if jobs < 1:
         raise ConfigError(f"jobs must be >= 1, got {jobs}")
     todo = plan(preset, out)
@@ -371,7 +372,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--agents", default=None, help=f"comma-separated configs (default: {','.join(ZOO)})")
     p.add_argument("--games", default=None, help=f"comma-separated games from {','.join(GAMES)}")
     p.add_argument("--num-worlds", type=integer, default=None)
-    p.add_argument("--jobs", type=integer, default=min(2, os.cpu_count() or 1), help="runs in parallel (default: %(default)s)")
+    p.add_argument("--jobs", type=integer, default=usable_cores(),
+                   help="runs in parallel, one torch thread each (default: this machine's cores, %(default)s)")
     p.add_argument("--out", default=None, help="output directory (default: leaderboard/<preset>)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="config override applied to every run (repeatable)")

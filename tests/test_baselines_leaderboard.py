@@ -1,16 +1,17 @@
 """Leaderboard end to end at a tiny budget, continuing after an interruption; evaluation command."""
 
 import csv
-from dataclasses import replace
-import math
 import json
+import math
+import os
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from baselines.config import ConfigError
 from baselines.evaluate import evaluate_run, main as eval_main, mean_ci95
-from baselines.cli import time_left
+from baselines.cli import time_left, usable_cores
 from baselines.leaderboard import PRESETS, Preset, main as lb_main, parser, plan, preset_from_args, run_leaderboard
 from zoo_doubles import GAME, TINY as TINY_SET
 
@@ -134,6 +135,12 @@ def test_time_left_is_the_rest_of_the_work_at_the_rate_so_far(tmp_path, capsys):
     run_leaderboard(replace(TINY, seeds=1), tmp_path / "lb", jobs=1, verbose=True)
     lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("[")]
     assert len(lines) == 2 and "min left" in lines[0] and "min left" not in lines[1]
+
+
+def test_jobs_default_to_one_run_per_usable_core():
+    cores = len(os.sched_getaffinity(0))
+    assert usable_cores() == cores and parser().parse_args([]).jobs == cores
+    assert parser().parse_args(["--jobs", "3"]).jobs == 3
 
 
 def test_mean_ci95():

@@ -196,3 +196,26 @@ def test_per_game_budgets(tmp_path):
     assert not (tmp_path / "b").exists()  # planning writes nothing
     cli = preset_from_args(parser().parse_args(["--preset", "quick", "--total-steps", "7e5"]))
     assert {cli.budget(g) for g in cli.games} == {700_000}
+
+
+def test_eval_leaderboard_plays_every_run_sampled_and_greedy(tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "eval_leaderboard.py"
+    spec = importlib.util.spec_from_file_location("eval_leaderboard", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    with pytest.raises(SystemExit):  # no runs yet: a clear error, nothing written
+        script.main([str(tmp_path / "lb"), "--out", str(tmp_path / "eval.md")])
+    assert "holds no training runs" in capsys.readouterr().err and not (tmp_path / "eval.md").exists()
+    run_leaderboard(TINY, tmp_path / "lb", jobs=1, verbose=False)
+    rows = script.evaluate_board(tmp_path / "lb", episodes=2, seed=3)
+    assert sorted((r["config"], r["seed"], r["mode"]) for r in rows) == sorted(
+        (c, s, m) for c in ("a3c", "prosocial") for s in (0, 1) for m in ("sampled", "greedy"))
+    # each row is what ssd-eval reports for that run and mode
+    one = evaluate_run(tmp_path / "lb" / "runs" / GAME / "prosocial" / "seed1", episodes=2, seed=3, deterministic=True)
+    row = next(r for r in rows if (r["config"], r["seed"], r["mode"]) == ("prosocial", 1, "greedy"))
+    assert row["collective_return"] == one["summary"]["collective_return"][0]
+    text = script.table(rows, episodes=2)
+    assert f"### {GAME}" in text and text.count("| greedy | 2 |") == 2 and text.count("| sampled | 2 |") == 2

@@ -68,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=12345, help="the evaluation envs' seed (default: %(default)s)")
     p.add_argument("--out", type=Path, default=None, help="also write the Markdown table here")
     args = p.parse_args(argv)
+    if args.episodes < 1:
+        p.error(f"--episodes must be >= 1, got {args.episodes}")
     if not run_dirs(args.board):
         p.error(f"{args.board} holds no training runs with checkpoints (expected runs/<game>/<config>/seed<k>/)")
     text = table(evaluate_board(args.board, args.episodes, args.seed), args.episodes)

@@ -184,6 +184,7 @@ def run_leaderboard(preset: Preset, out: Path, jobs: int | None = None, verbose:
     missing = [j for j in todo if not Path(j["result_path"]).exists()]
     missing.sort(key=lambda j: SLOWEST_FIRST.index(Path(j["agent"]).stem) if Path(j["agent"]).stem in SLOWEST_FIRST
                  else len(SLOWEST_FIRST))
+    jobs = min(jobs, max(len(missing), 1))  # no idle workers
     t0 = time.time()
     if verbose:
         print(f"leaderboard: {len(todo)} runs ({len(todo) - len(missing)} already done), {jobs} at a time", flush=True)

@@ -135,6 +135,8 @@ def test_time_left_is_the_rest_of_the_work_at_the_rate_so_far(tmp_path, capsys):
     run_leaderboard(replace(TINY, seeds=1), tmp_path / "lb", jobs=1, verbose=True)
     lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("[")]
     assert len(lines) == 2 and "min left" in lines[0] and "min left" not in lines[1]
+    run_leaderboard(replace(TINY, seeds=1), tmp_path / "lb", jobs=8, verbose=True)  # nothing left: no workers
+    assert "leaderboard: 2 runs (2 already done), 1 at a time" in capsys.readouterr().out
 
 
 def test_jobs_default_to_one_run_per_usable_core():

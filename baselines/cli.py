@@ -59,11 +59,13 @@ def report(prog: str, exc: BaseException) -> int:
 
 
 def time_left(elapsed_s: float, done_steps: int, total_steps: int) -> str:
-    """``", about N min left"`` for a progress line: the rest of the agent-steps at the rate so far
-    (the leaderboard starts its slowest configs, so its first estimates run high); empty when done."""
+    """``", about N min left"`` (``s`` under a minute and a half) for a progress line: the rest of the
+    agent-steps at the rate so far (runs still going count as not started, and the leaderboard
+    starts its slowest configs, so early estimates run high); empty when done."""
     if done_steps <= 0 or done_steps >= total_steps:
         return ""
-    return f", about {elapsed_s * (total_steps - done_steps) / done_steps / 60:.0f} min left"
+    left = elapsed_s * (total_steps - done_steps) / done_steps
+    return f", about {left:.0f} s left" if left < 90 else f", about {left / 60:.0f} min left"
 
 
 def usable_cores() -> int:

@@ -131,10 +131,11 @@ def test_comm_plot_and_centralised_influence_plot(tmp_path, capsys):
 def test_time_left_is_the_rest_of_the_work_at_the_rate_so_far(tmp_path, capsys):
     assert time_left(600.0, 1_000, 4_000) == ", about 30 min left"  # 3,000 steps at 100 steps per minute
     assert time_left(90.0, 500, 1_000) == ", about 2 min left"  # 1.5 min for the other half
+    assert time_left(30.0, 500, 1_000) == ", about 30 s left"  # under a minute and a half: seconds
     assert time_left(600.0, 4_000, 4_000) == "" and time_left(0.0, 0, 4_000) == ""
     run_leaderboard(replace(TINY, seeds=1), tmp_path / "lb", jobs=1, verbose=True)
     lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("[")]
-    assert len(lines) == 2 and "min left" in lines[0] and "min left" not in lines[1]
+    assert len(lines) == 2 and " left" in lines[0] and " left" not in lines[1]
     run_leaderboard(replace(TINY, seeds=1), tmp_path / "lb", jobs=8, verbose=True)  # nothing left: no workers
     assert "leaderboard: 2 runs (2 already done), 1 at a time" in capsys.readouterr().out
 

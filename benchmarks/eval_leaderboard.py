@@ -18,10 +18,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from baselines.envs import METRIC_TITLES  # noqa: E402
 from baselines.evaluate import evaluate_run, mean_ci95  # noqa: E402
 
-METRICS = (("collective_return", "collective return", 1), ("equality", "equality (1-G)", 2),
-           ("sustainability", "sustainability", 1))
+METRICS = (("collective_return", 1), ("equality", 2), ("sustainability", 1))  # (metric, decimals)
 
 
 def run_dirs(board: Path) -> list[Path]:
@@ -36,7 +36,7 @@ def evaluate_board(board: Path, episodes: int, seed: int) -> list[dict]:
             res = evaluate_run(run, episodes=episodes, seed=seed, deterministic=greedy)
             rows.append({"game": res["game"], "config": res["agent"], "seed": int(run.name.removeprefix("seed")),
                          "mode": "greedy" if greedy else "sampled",
-                         **{m: res["summary"][m][0] for m, _, _ in METRICS}})
+                         **{m: res["summary"][m][0] for m, _ in METRICS}})
             print(f"{run}: {rows[-1]['mode']} R={rows[-1]['collective_return']:.1f}", file=sys.stderr, flush=True)
     return rows
 
@@ -45,14 +45,14 @@ def table(rows: list[dict], episodes: int) -> str:
     lines = [f"Each run's last checkpoint, {episodes} fresh episodes per mode; mean over seeds of the runs' means "
              "± 95% interval over seeds (Student t); per seed in brackets.", ""]
     for game in dict.fromkeys(r["game"] for r in rows):
-        lines += [f"### {game}", "", "| config | mode | seeds | " + " | ".join(t for _, t, _ in METRICS) + " |",
+        lines += [f"### {game}", "", "| config | mode | seeds | " + " | ".join(METRIC_TITLES[m] for m, _ in METRICS) + " |",
                   "|---|---|---|" + "---|" * len(METRICS)]
         for config in dict.fromkeys(r["config"] for r in rows if r["game"] == game):
             for mode in ("sampled", "greedy"):
                 runs = sorted((r for r in rows if (r["game"], r["config"], r["mode"]) == (game, config, mode)),
                               key=lambda r: r["seed"])
                 cells = []
-                for m, _, d in METRICS:
+                for m, d in METRICS:
                     mean, half = mean_ci95([r[m] for r in runs])
                     seeds = ", ".join(f"{r[m]:.{d}f}" for r in runs)
                     cells.append(f"{mean:.{d}f} ± {half:.{d}f} ({seeds})")

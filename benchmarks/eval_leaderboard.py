@@ -18,6 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from baselines.config import ConfigError  # noqa: E402
 from baselines.envs import METRIC_TITLES  # noqa: E402
 from baselines.evaluate import evaluate_run, mean_ci95  # noqa: E402
 
@@ -68,11 +69,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=12345, help="the evaluation envs' seed (default: %(default)s)")
     p.add_argument("--out", type=Path, default=None, help="also write the Markdown table here")
     args = p.parse_args(argv)
-    if args.episodes < 1:
-        p.error(f"--episodes must be >= 1, got {args.episodes}")
     if not run_dirs(args.board):
         p.error(f"{args.board} holds no training runs with checkpoints (expected runs/<game>/<config>/seed<k>/)")
-    text = table(evaluate_board(args.board, args.episodes, args.seed), args.episodes)
+    try:  # evaluate_run checks its arguments before it plays
+        text = table(evaluate_board(args.board, args.episodes, args.seed), args.episodes)
+    except ConfigError as exc:
+        p.error(str(exc))
     print(text)
     if args.out:
         args.out.write_text(text + "\n")

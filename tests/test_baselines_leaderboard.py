@@ -212,10 +212,11 @@ def test_eval_leaderboard_plays_every_run_sampled_and_greedy(tmp_path, capsys):
     with pytest.raises(SystemExit):  # no runs yet: a clear error, nothing written
         script.main([str(tmp_path / "lb"), "--out", str(tmp_path / "eval.md")])
     assert "holds no training runs" in capsys.readouterr().err and not (tmp_path / "eval.md").exists()
-    with pytest.raises(SystemExit):
-        script.main([str(tmp_path / "lb"), "--episodes", "0"])
-    assert "--episodes must be >= 1, got 0" in capsys.readouterr().err
     run_leaderboard(TINY, tmp_path / "lb", jobs=1, verbose=False)
+    for bad, message in ((["--episodes", "0"], "episodes must be >= 1, got 0"), (["--seed", "-1"], "seed must be >= 0, got -1")):
+        with pytest.raises(SystemExit):  # evaluate_run's own checks, as one error line
+            script.main([str(tmp_path / "lb"), *bad, "--out", str(tmp_path / "eval.md")])
+        assert message in capsys.readouterr().err and not (tmp_path / "eval.md").exists()
     rows = script.evaluate_board(tmp_path / "lb", episodes=2, seed=3)
     assert sorted((r["config"], r["seed"], r["mode"]) for r in rows) == sorted(
         (c, s, m) for c in ("a3c", "prosocial") for s in (0, 1) for m in ("sampled", "greedy"))

@@ -346,7 +346,10 @@ def plot_curves(out: Path, game: str, jobs: list[dict[str, Any]], total_steps: i
             # the random-firing phase (~-1000) on a log scale, so that it does not flatten the rest; linear
             # within +-100, where the configs' final returns (and a3c's fall after its Harvest peak) lie
             ax.set_yscale("symlog", linthresh=100)
-    axes[0].legend(fontsize=8)
+    if axes[0].get_legend_handles_labels()[0]:
+        axes[0].legend(fontsize=8)
+    else:  # e.g. a budget of a few rollouts: a curve needs two logged points
+        axes[0].text(0.5, 0.5, "no run has a curve yet (fewer than 2 points)", ha="center", transform=axes[0].transAxes)
     fig.suptitle(f"{game}: mean over {seeds} seed(s), band = range over seeds; grey: the scored last {FINAL_FRACTION:.0%}")
     atomic_write_text(out / f"curves_{game}.csv", points.getvalue())
     fig.tight_layout()

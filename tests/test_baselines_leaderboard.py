@@ -201,6 +201,24 @@ def test_per_game_budgets(tmp_path):
     assert {cli.budget(g) for g in cli.games} == {700_000}
 
 
+#: TrainArgs fields that change where and how a run is logged, not what it learns
+BOOKKEEPING = {"run_dir", "checkpoint_every", "keep_checkpoints", "fresh", "progress", "tensorboard"}
+
+
+@pytest.mark.parametrize("name", ["demo", "quick", "social"])
+def test_one_ssd_train_command_retrains_a_small_map_leaderboard_row(tmp_path, name):
+    """``ssd-train --agent A --game G --seed S --total-steps B`` with every other flag left at its
+    default trains exactly what the small-map presets train (the README says so)."""
+    from baselines.train import parser as train_parser
+
+    jobs = plan(PRESETS[name], tmp_path / "lb")
+    assert jobs
+    for job in jobs:
+        cli = train_parser().parse_args(["--agent", job["agent"], "--game", job["game"], "--seed", str(job["seed"]),
+                                         "--total-steps", str(job["total_steps"])])
+        differs = {k: (job[k], v) for k, v in vars(cli).items() if k not in BOOKKEEPING and job[k] != v}
+        assert not differs, (job["agent"], job["game"], differs)
+
 def test_eval_leaderboard_plays_every_run_sampled_and_greedy(tmp_path, capsys):
     import importlib.util
     from pathlib import Path

@@ -84,12 +84,13 @@ PRESETS: dict[str, Preset] = {
     # (at 200k+ some a3c seeds catch up and the 95% intervals overlap; benchmarks/RESULTS.md)
     "demo": Preset(games=("harvest_small",), agents=("a3c", "prosocial"), seeds=4, total_steps=150_000,
                    num_worlds=32, checkpoint_every=50_000),
-    # the dilemma on the small maps (3 agents, 200-step episodes): the selfish learner and the two
-    # social-preference agents, 5 seeds, 17-24 minutes on 2 CPU cores (by host). harvest_small gets longer:
-    # a3c's orchard collapse (its return falling after the peak) comes at 300-600k steps. Five seeds,
-    # not three: the seeds' spread is 5-9 points, and with three (t = 4.3) the 95% intervals of a
-    # 10-15 point gap overlapped in most draws (benchmarks/RESULTS.md); influence_moa is in `social`
-    "quick": Preset(games=("cleanup_small", "harvest_small"), agents=("a3c", "prosocial", "inequity_aversion"),
+    # the dilemma on the small maps (3 agents, 200-step episodes): the selfish learner, the two
+    # social-preference agents and the MOA influence agent, 5 seeds. harvest_small gets longer: a3c's
+    # orchard collapse (its return falling after the peak) comes at 300-600k steps. Five seeds, not
+    # three: the seeds' spread is 5-9 points, and with three (t = 4.3) the 95% intervals of a 10-15
+    # point gap overlapped in most draws (benchmarks/RESULTS.md)
+    "quick": Preset(games=("cleanup_small", "harvest_small"),
+                    agents=("a3c", "prosocial", "inequity_aversion", "influence_moa"),
                     seeds=5, total_steps=500_000, game_steps={"harvest_small": 700_000}, num_worlds=32,
                     checkpoint_every=250_000),
     # quick's maps and budgets with the paper's three influence agents and the communication baseline

@@ -1,7 +1,7 @@
 """Train the zoo on several games and seeds and rank it: ``ssd-leaderboard`` / ``python -m baselines.leaderboard``.
 
     ssd-leaderboard --preset demo                       # ~2-3 minutes, prints the table
-    ssd-leaderboard --preset quick                      # small maps, 17-24 minutes on 2 CPU cores
+    ssd-leaderboard --preset quick                      # small maps, ~20 minutes on 2 CPU cores
     ssd-leaderboard --preset paper --total-steps 5e7    # paper maps, 5 agents, 1000-step episodes
 
 Writes to ``--out`` (default ``leaderboard/<preset>``): ``leaderboard.md`` and ``leaderboard.csv``

@@ -219,6 +219,7 @@ def test_one_ssd_train_command_retrains_a_small_map_leaderboard_row(tmp_path, na
         differs = {k: (job[k], v) for k, v in vars(cli).items() if k not in BOOKKEEPING and job[k] != v}
         assert not differs, (job["agent"], job["game"], differs)
 
+
 def test_eval_leaderboard_plays_every_run_sampled_and_greedy(tmp_path, capsys):
     import importlib.util
     from pathlib import Path

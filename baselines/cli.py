@@ -58,13 +58,16 @@ def report(prog: str, exc: BaseException) -> int:
     return USAGE_ERROR
 
 
-def time_left(elapsed_s: float, done_steps: int, total_steps: int) -> str:
-    """``", about N min left"`` (``s`` under a minute and a half) for a progress line: the rest of the
-    agent-steps at the rate so far (runs still going count as not started, and the leaderboard
-    starts its slowest configs, so early estimates run high); empty when done."""
-    if done_steps <= 0 or done_steps >= total_steps:
+def time_left(pending: list[tuple[str, int]], rates: dict[str, float], workers: int) -> str:
+    """``", about N min left"`` (``s`` under a minute and a half) for a progress line: the pending runs,
+    ``(config, agent-steps)``, each at its config's rate so far (agent-steps/s of one run; a config
+    with no finished run at the mean of the known rates), shared by ``workers``. Runs still going
+    count as not started, so estimates run a little high; empty when nothing is pending or no rate
+    is known yet."""
+    if not pending or not rates:
         return ""
-    left = elapsed_s * (total_steps - done_steps) / done_steps
+    default = sum(rates.values()) / len(rates)
+    left = sum(steps / rates.get(config, default) for config, steps in pending) / min(workers, len(pending))
     return f", about {left:.0f} s left" if left < 90 else f", about {left / 60:.0f} min left"
 
 

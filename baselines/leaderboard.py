@@ -193,14 +193,19 @@ def run_leaderboard(preset: Preset, out: Path, jobs: int | None = None, verbose:
         pool = mp.get_context("spawn").Pool(jobs) if jobs > 1 else None
         try:
             results = pool.imap_unordered(run_one, missing) if pool else map(run_one, missing)
-            work, done = sum(j["total_steps"] for j in missing), 0
+            pending = {(j["game"], Path(j["agent"]).stem, j["seed"]): j for j in missing}
+            rates: dict[str, list[float]] = {}  # agent-steps/s of each config's finished runs
             for i, res in enumerate(results, 1):
-                done += res["total_steps"]
+                name = Path(res["agent"]).stem
+                pending.pop((res["game"], name, res["seed"]), None)
+                rates.setdefault(name, []).append(res["agent_steps_per_s"])
                 if verbose:
                     f = res["final"]
+                    left = time_left([(Path(j["agent"]).stem, j["total_steps"]) for j in pending.values()],
+                                     {k: sum(v) / len(v) for k, v in rates.items()}, jobs)
                     print(f"[{time.time() - t0:6.0f}s] {i}/{len(missing)} {res['game']} {res['agent']} seed {res['seed']}: "
                           f"R={f['collective_return']:.1f} eq={f['equality']:.2f} ({res['agent_steps_per_s']:.0f} agent-steps/s)"
-                          + time_left(time.time() - t0, done, work), flush=True)
+                          + left, flush=True)
         except BaseException:
             if pool:  # a run failed (e.g. its run dir is locked by another board) or Ctrl-C: stop the others
                 pool.terminate()

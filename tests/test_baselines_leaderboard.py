@@ -128,11 +128,13 @@ def test_comm_plot_and_centralised_influence_plot(tmp_path, capsys):
     assert "sends no messages" in capsys.readouterr().err and not (tmp_path / "no.png").exists()
 
 
-def test_time_left_is_the_rest_of_the_work_at_the_rate_so_far(tmp_path, capsys):
-    assert time_left(600.0, 1_000, 4_000) == ", about 30 min left"  # 3,000 steps at 100 steps per minute
-    assert time_left(90.0, 500, 1_000) == ", about 2 min left"  # 1.5 min for the other half
-    assert time_left(30.0, 500, 1_000) == ", about 30 s left"  # under a minute and a half: seconds
-    assert time_left(600.0, 4_000, 4_000) == "" and time_left(0.0, 0, 4_000) == ""
+def test_time_left_is_the_pending_runs_at_their_configs_rates(tmp_path, capsys):
+    # 1,200 steps at 10/s and 600 at 5/s: 240 s of work on 2 workers
+    assert time_left([("a3c", 1_200), ("moa", 600)], {"a3c": 10.0, "moa": 5.0}, 2) == ", about 2 min left"
+    assert time_left([("a3c", 36_000)], {"a3c": 10.0}, 2) == ", about 60 min left"  # one run: one worker
+    # a config with no finished run goes at the mean of the known rates (15/s): 20 s
+    assert time_left([("new", 300)], {"a3c": 10.0, "moa": 20.0}, 2) == ", about 20 s left"
+    assert time_left([], {"a3c": 10.0}, 2) == "" and time_left([("a3c", 100)], {}, 2) == ""
     run_leaderboard(replace(TINY, seeds=1), tmp_path / "lb", jobs=1, verbose=True)
     lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("[")]
     assert len(lines) == 2 and " left" in lines[0] and " left" not in lines[1]

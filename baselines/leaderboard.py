@@ -193,7 +193,8 @@ def run_leaderboard(preset: Preset, out: Path, jobs: int | None = None, verbose:
         pool = mp.get_context("spawn").Pool(jobs) if jobs > 1 else None
         try:
             results = pool.imap_unordered(run_one, missing) if pool else map(run_one, missing)
-            pending = {(j["game"], Path(j["agent"]).stem, j["seed"]): j for j in missing}
+            pending = {(j["game"], Path(j["agent"]).stem, j["seed"]): (Path(j["agent"]).stem, j["total_steps"])
+                       for j in missing}  # the runs not finished yet: (config, agent-steps)
             rates: dict[str, list[float]] = {}  # agent-steps/s of each config's finished runs
             for i, res in enumerate(results, 1):
                 name = Path(res["agent"]).stem
@@ -201,8 +202,7 @@ def run_leaderboard(preset: Preset, out: Path, jobs: int | None = None, verbose:
                 rates.setdefault(name, []).append(res["agent_steps_per_s"])
                 if verbose:
                     f = res["final"]
-                    left = time_left([(Path(j["agent"]).stem, j["total_steps"]) for j in pending.values()],
-                                     {k: sum(v) / len(v) for k, v in rates.items()}, jobs)
+                    left = time_left(list(pending.values()), {k: sum(v) / len(v) for k, v in rates.items()}, jobs)
                     print(f"[{time.time() - t0:6.0f}s] {i}/{len(missing)} {res['game']} {res['agent']} seed {res['seed']}: "
                           f"R={f['collective_return']:.1f} eq={f['equality']:.2f} ({res['agent_steps_per_s']:.0f} agent-steps/s)"
                           + left, flush=True)
